@@ -1,0 +1,51 @@
+"""The `kidsql` command line. Each sub-command lives in `kidsql.commands.<name>` with `add_arguments` and `run`.
+
+Command modules keep their heavy imports (torch, transformers) inside `run`, so `kidsql --help` and the
+evaluator stay fast. A `KidsqlError` is printed as one line and exits 2: bad input never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from kidsql.errors import KidsqlError
+
+COMMANDS: dict[str, str] = {
+    "data": "Inspect or generate benchmarks (show, synth).",
+    "evaluate": "Score predicted SQL against gold by execution (EX, TS) and exact-set match (EM).",
+    "train": "Fine-tune a teacher (SFT).",
+    "distill": "Distil a student from a teacher with KID or a baseline.",
+    "predict": "Generate SQL for a benchmark split with a trained model.",
+    "demo": "The main job: teacher, SFT/RKD/KID students, evaluation, on the embedded benchmark.",
+    "bench": "Every method over several seeds: report.md, report.json and plots.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kidsql", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"kidsql.commands.{name}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KidsqlError as err:
+        print(f"kidsql {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""`kidsql bench` (placeholder until its module lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("kidsql bench is not implemented yet")

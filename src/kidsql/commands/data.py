@@ -1,0 +1,13 @@
+"""`kidsql data` (placeholder until its module lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("kidsql data is not implemented yet")
