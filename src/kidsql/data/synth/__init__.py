@@ -1,0 +1,91 @@
+"""The embedded benchmark: a small Spider-layout text-to-SQL benchmark generated offline in seconds.
+
+It exists so that kidsql's whole story (tiny teacher, distilled students, EX/TS evaluation, robustness
+variants) runs on a 2-core CPU with no internet. It does not replace Spider or BIRD; see
+docs/embedded-benchmark.md. Everything is deterministic for a seed, down to the bytes of every file.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from kidsql.errors import KidsqlError
+
+from .content import make_rows, write_sqlite
+from .domains import DEV_DOMAINS, DOMAINS
+from .examples import Checker, build_split, make_variant
+from .writer import dump_json, record, serialize_schema, tables_entry, to_schema
+
+SIZES: dict[str, tuple[int, int]] = {"small": (400, 120), "full": (8000, 1000)}
+TS_INSTANCES = 3
+TOKENIZER_PROMPTS = 2000  # prompts repeat their schema; a sample is enough for the BPE merges
+
+
+def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_size: int = 4000) -> Path:
+    """Write the benchmark under `out` (Spider layout + `tokenizer/`) and return `out`."""
+    if size not in SIZES:
+        raise KidsqlError(f"unknown benchmark size {size!r} for {out}: use one of {', '.join(SIZES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_train, n_dev = SIZES[size]
+
+    base_rows = {}
+    for dom in DOMAINS:
+        for k in range(TS_INSTANCES + 1):
+            rows = make_rows(dom, random.Random(f"{seed}:{dom.db_id}:{k}"))
+            name = f"{dom.db_id}.sqlite" if k == 0 else f"{dom.db_id}_{k}.sqlite"
+            write_sqlite(out / "database" / dom.db_id / name, dom, rows)
+            if k == 0:
+                base_rows[dom.db_id] = rows
+
+    train_doms = [d for d in DOMAINS if d.db_id not in DEV_DOMAINS]
+    dev_doms = [d for d in DOMAINS if d.db_id in DEV_DOMAINS]
+    checker = Checker(out / "database", TS_INSTANCES)
+    try:
+        train = build_split("train", train_doms, base_rows, n_train, seed, checker)
+        dev = build_split("dev", dev_doms, base_rows, n_dev, seed, checker)
+    finally:
+        checker.close()
+
+    dump_json(out / "train.json", [record(ex) for ex in train])
+    dump_json(out / "dev.json", [record(ex) for ex in dev])
+    by_id = {d.db_id: d for d in DOMAINS}
+    for name in ("syn", "realistic", "dk"):
+        recs = []
+        for i, ex in enumerate(dev):
+            var = make_variant(name, ex, by_id[ex.db_id], base_rows[ex.db_id])
+            if var is not None:
+                recs.append(record(var, {"dev_index": i, "base_question": ex.question, "changes": var.changes}))
+        dump_json(out / f"dev_{name}.json", recs)
+    dump_json(out / "tables.json", [tables_entry(d) for d in DOMAINS])
+
+    from kidsql.data.tokenizer import train_tokenizer
+
+    train_tokenizer(_tokenizer_corpus(out, train, by_id), out / "tokenizer", vocab_size=vocab_size)
+    return out
+
+
+def _tokenizer_corpus(out: Path, train, by_id) -> list[str]:
+    """Train prompts (through `kidsql.prompts` when it exists) and SQL, so tokens fit what the model sees."""
+    from kidsql.data.types import Example
+
+    schemas = {db_id: to_schema(dom) for db_id, dom in by_id.items()}
+    try:
+        from kidsql.prompts import build_prompt
+    except ImportError:
+        build_prompt = None
+    texts: list[str] = []
+    for i, ex in enumerate(train):
+        if i < TOKENIZER_PROMPTS:
+            example = Example(ex.db_id, ex.question, ex.sql, id=f"train-{i}")
+            if build_prompt is not None:
+                db = out / "database" / ex.db_id / f"{ex.db_id}.sqlite"
+                texts.append(build_prompt(example, schemas[ex.db_id], db))
+            else:
+                texts.append(serialize_schema(schemas[ex.db_id]) + "\n" + ex.question)
+        texts.append(ex.sql)
+    return texts
+
+
+__all__ = ["generate_benchmark", "SIZES"]

@@ -1,0 +1,106 @@
+"""Drawing checked question/SQL pairs for a split, and rewording dev into its robustness variants."""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .content import Rows
+from .domains import DomainDef
+from .grammar import SHAPES, Ctx, Lexicon, Select, Skip, draw_shape
+from .variants import VARIANTS
+
+MAX_ATTEMPTS = 60
+
+
+@dataclass
+class Drawn:
+    db_id: str
+    key: str  # seeds the random stream; re-drawing with the same key and another lexicon gives the same SQL
+    shape: str
+    select: Select
+    question: str
+    changes: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def sql(self) -> str:
+        return self.select.sql()
+
+
+def draw(dom: DomainDef, rows: Rows, key: str, lex: Lexicon | None = None) -> Drawn:
+    rng = random.Random(key)
+    shape = draw_shape(rng)
+    lex = lex or Lexicon()
+    select, question = SHAPES[shape][0](Ctx(dom, rows, rng, lex))
+    return Drawn(dom.db_id, key, shape, select, question, lex.changes)
+
+
+class Checker:
+    """Runs gold SQL on every instance of its database (read-only) and keeps the connections open."""
+
+    def __init__(self, db_root: Path, instances: int) -> None:
+        self.db_root, self.instances = db_root, instances
+        self._conns: dict[tuple[str, int], sqlite3.Connection] = {}
+
+    def _conn(self, db_id: str, k: int) -> sqlite3.Connection:
+        if (db_id, k) not in self._conns:
+            name = f"{db_id}.sqlite" if k == 0 else f"{db_id}_{k}.sqlite"
+            self._conns[(db_id, k)] = sqlite3.connect(f"file:{self.db_root / db_id / name}?mode=ro", uri=True)
+        return self._conns[(db_id, k)]
+
+    def ok(self, db_id: str, sql: str) -> bool:
+        """True when the query runs on every instance and gives a non-empty, non-NULL answer on the main one."""
+        try:
+            for k in range(self.instances + 1):
+                rows = self._conn(db_id, k).execute(sql).fetchall()
+                if k == 0 and (not rows or all(v is None for v in rows[0])):
+                    return False
+        except sqlite3.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+
+def build_split(split: str, domains: list[DomainDef], rows: dict[str, Rows], n: int, seed: int,
+                checker: Checker) -> list[Drawn]:
+    """`n` examples spread round-robin over `domains`; failed, empty or duplicate draws are redrawn."""
+    out: list[Drawn] = []
+    seen: set[tuple[str, str]] = set()
+    for i in tqdm(range(n), desc=f"synth {split}", disable=None, leave=False):
+        dom = domains[i % len(domains)]
+        for attempt in range(MAX_ATTEMPTS):
+            key = f"{seed}:{split}:{i}:{attempt}"
+            try:
+                ex = draw(dom, rows[dom.db_id], key)
+            except Skip:
+                continue
+            if (dom.db_id, ex.question) in seen or not checker.ok(dom.db_id, ex.sql):
+                continue
+            seen.add((dom.db_id, ex.question))
+            out.append(ex)
+            break
+    return out
+
+
+def _mentions(text: str, phrase: str) -> bool:
+    return re.search(rf"\b{re.escape(phrase)}", text) is not None
+
+
+def make_variant(name: str, base: Drawn, dom: DomainDef, rows: Rows) -> Drawn | None:
+    """The same example worded by variant `name`, or None when the variant does not apply to it."""
+    ex = draw(dom, rows, base.key, VARIANTS[name]())
+    assert ex.sql == base.sql, f"variant {name} changed the SQL of {base.key}"
+    if not ex.changes or ex.question == base.question:
+        return None
+    if name == "realistic" and any(_mentions(ex.question, ch["column"]) for ch in ex.changes if "column" in ch):
+        return None  # the column is still named elsewhere in the question: not a realistic rewording
+    return ex

@@ -1,0 +1,234 @@
+"""CodeS-style prompts: the schema (with sample values), foreign keys, matched values, then the question.
+
+The exact text (one line per item; sections with nothing in them are left out):
+
+    table T , columns = [ T.c ( type | primary key | comment : ... | values : v1 , v2 ) , ... ]
+    foreign keys :
+    a.x = b.y
+    matched values :
+    T.c ( v1 , v2 )
+    evidence : <BIRD hint, only when present>
+    question : <question>
+    SQL:
+
+Identifiers that are not a single word are back-quoted (`Free Meal Count (K-12)`), as SQLite accepts them.
+The prompt always ends with `SQL_START`; the model writes the SQL right after it. Training targets should be
+`target_text(sql)` (a space then the SQL), so that generation and training agree on the first token.
+
+Sample values are the first distinct non-null, non-empty values of a column in table order (deterministic,
+truncated to 32 characters). Matched values are database text values that occur as whole words in the question
+or evidence (see `kidsql.data.values`). Both need `db_path`; without it (or when the file is missing) the
+prompt has no values.
+
+Token budget (`max_prompt_tokens`): when the prompt is too long, schema items are dropped in this fixed order
+until it fits (found by bisection over the order, so a real tokenizer is called only ~log2(#columns) times):
+  1. irrelevant non-key columns (relevance 0), least relevant table first, last column first;
+  2. whole irrelevant tables (relevance 0), last table first;
+  3. relevant non-key columns, lowest relevance first;
+  4. key columns (primary or foreign key), lowest relevance first;
+  5. whole remaining tables, least relevant first.
+Steps 1, 3 and 4 never remove a table's last column: a table leaves the prompt only as a whole (steps 2, 5).
+Relevance of a column: 2 per name word found in the question (a question word starting with a name word of 4+
+letters counts, for German compounds) + 3 when it has matched values; of a table: 2 per table-name word found +
+its best column. Foreign-key and matched-value lines of dropped columns go with them. If even the question alone
+is over budget the shortest prompt is returned (the budget is best effort only then).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kidsql.data.types import Column, Example, Schema
+
+SQL_START = "\nSQL:"
+
+
+def whitespace_tokens(text: str) -> int:
+    """Default token counter: whitespace words, a tokenizer-free stand-in that is monotone in prompt length."""
+    return len(text.split())
+
+
+@dataclass(frozen=True)
+class PromptOptions:
+    num_sample_values: int = 2
+    with_values: bool = True
+    with_matched_values: bool = True
+    max_matched_per_column: int = 3
+    max_prompt_tokens: int | None = None
+    count_tokens: Callable[[str], int] = whitespace_tokens
+
+
+def target_text(sql: str) -> str:
+    """What follows `SQL_START` in a training sequence: one space, then the SQL."""
+    return " " + sql.strip()
+
+
+Key = tuple[str, str]  # (table lower, column lower)
+
+
+def _key(table: str, column: str) -> Key:
+    return (table.lower(), column.lower())
+
+
+def _ident(name: str) -> str:
+    """Names that are not one word (BIRD has `Free Meal Count (K-12)`) are back-quoted, as SQLite accepts them."""
+    return name if re.fullmatch(r"\w+", name) else "`" + name.replace("`", "``") + "`"
+
+
+def _render_column(col: Column, samples: list[str]) -> str:
+    parts = [col.type] if col.type else []
+    if col.primary_key:
+        parts.append("primary key")
+    if col.comment:
+        parts.append(f"comment : {col.comment}")
+    if samples:
+        parts.append("values : " + " , ".join(samples))
+    name = f"{_ident(col.table)}.{_ident(col.name)}"
+    return f"{name} ( {' | '.join(parts)} )" if parts else name
+
+
+def _render(
+    schema: Schema,
+    dropped: set[Key],
+    samples: dict[Key, list[str]],
+    matched: dict[Key, list[str]],
+    example: Example,
+) -> str:
+    lines = []
+    for table in schema.tables:
+        cols = [c for c in table.columns if _key(c.table, c.name) not in dropped]
+        if cols:
+            body = " , ".join(_render_column(c, samples.get(_key(c.table, c.name), [])) for c in cols)
+            lines.append(f"table {_ident(table.name)} , columns = [ {body} ]")
+    fks = [
+        f"{_ident(fk.table)}.{_ident(fk.column)} = {_ident(fk.ref_table)}.{_ident(fk.ref_column)}"
+        for fk in schema.foreign_keys
+        if _key(fk.table, fk.column) not in dropped and _key(fk.ref_table, fk.ref_column) not in dropped
+    ]
+    if fks:
+        lines += ["foreign keys :", *fks]
+    mv = [
+        f"{_ident(c.table)}.{_ident(c.name)} ( {' , '.join(matched[_key(c.table, c.name)])} )"
+        for c in schema.columns()
+        if _key(c.table, c.name) in matched and _key(c.table, c.name) not in dropped
+    ]
+    if mv:
+        lines += ["matched values :", *mv]
+    if example.evidence:
+        lines.append(f"evidence : {example.evidence}")
+    lines.append(f"question : {example.question}")
+    return "\n".join(lines) + SQL_START
+
+
+def _name_hits(name: str, q_words: set[str]) -> int:
+    tokens = [t for t in re.split(r"[_\W]+", name.casefold()) if t]
+    return sum(1 for t in tokens if t in q_words or (len(t) >= 4 and any(w.startswith(t) for w in q_words)))
+
+
+def _drop_steps(schema: Schema, matched: dict[Key, list[str]], text: str) -> list[set[Key]]:
+    """The documented drop order as a list of steps, each a set of columns removed together."""
+    from kidsql.data.values import words
+
+    q_words = set(words(text))
+    keys = {_key(fk.table, fk.column) for fk in schema.foreign_keys}
+    keys |= {_key(fk.ref_table, fk.ref_column) for fk in schema.foreign_keys}
+    col_score: dict[Key, int] = {}
+    for c in schema.columns():
+        k = _key(c.table, c.name)
+        col_score[k] = 2 * _name_hits(f"{c.name} {c.natural}", q_words) + (3 if matched.get(k) else 0)
+    n_tables = len(schema.tables)
+    table_score = {
+        t.name.lower(): 2 * _name_hits(f"{t.name} {t.natural}", q_words)
+        + max((col_score[_key(t.name, c.name)] for c in t.columns), default=0)
+        for t in schema.tables
+    }
+    # least relevant table first; among equals, the later table first
+    ranked = sorted(range(n_tables), key=lambda i: (table_score[schema.tables[i].name.lower()], -i))
+    rank_of = {schema.tables[i].name.lower(): r for r, i in enumerate(ranked)}
+    remaining = {t.name.lower(): [_key(t.name, c.name) for c in t.columns] for t in schema.tables}
+    steps: list[set[Key]] = []
+
+    def is_key(k: Key) -> bool:
+        return k in keys or next(c for c in schema.table(k[0]).columns if c.name.lower() == k[1]).primary_key
+
+    def drop_columns(candidates: list[Key]) -> None:
+        for k in candidates:
+            left = remaining[k[0]]
+            if k in left and len(left) > 1:
+                left.remove(k)
+                steps.append({k})
+
+    def order(cols: list[Key]) -> list[Key]:
+        pos = {k: i for t in schema.tables for i, k in enumerate(_key(t.name, c.name) for c in t.columns)}
+        return sorted(cols, key=lambda k: (col_score[k], rank_of[k[0]], -pos[k]))
+
+    every = [k for t in (schema.tables[i] for i in ranked) for k in remaining[t.name.lower()]]
+    drop_columns(order([k for k in every if col_score[k] == 0 and not is_key(k)]))
+    for i in ranked:
+        name = schema.tables[i].name.lower()
+        if table_score[name] == 0 and remaining[name]:
+            steps.append(set(remaining[name]))
+            remaining[name] = []
+    live = [k for i in ranked for k in remaining[schema.tables[i].name.lower()]]
+    drop_columns(order([k for k in live if not is_key(k)]))
+    drop_columns(order([k for k in live if is_key(k)]))
+    for i in ranked:
+        name = schema.tables[i].name.lower()
+        if remaining[name]:
+            steps.append(set(remaining[name]))
+            remaining[name] = []
+    return steps
+
+
+def _values_for(
+    schema: Schema, db_path: Path | None, example: Example, options: PromptOptions
+) -> tuple[dict[Key, list[str]], dict[Key, list[str]]]:
+    """(samples, matched) keyed by lower-cased (table, column), restricted to the schema's columns."""
+    if db_path is None or not Path(db_path).is_file():
+        return {}, {}
+    if not (options.with_values and options.num_sample_values > 0) and not options.with_matched_values:
+        return {}, {}
+    from kidsql.data.values import load_value_index
+
+    index = load_value_index(Path(db_path))
+    wanted = {_key(c.table, c.name) for c in schema.columns()}
+    samples: dict[Key, list[str]] = {}
+    if options.with_values and options.num_sample_values > 0:
+        for (t, c), vals in index.samples.items():
+            if _key(t, c) in wanted and vals:
+                samples[_key(t, c)] = vals[: options.num_sample_values]
+    matched: dict[Key, list[str]] = {}
+    if options.with_matched_values:
+        text = f"{example.question} {example.evidence}"
+        for (t, c), vals in index.match(text, max_per_column=options.max_matched_per_column).items():
+            if _key(t, c) in wanted:
+                matched[_key(t, c)] = vals
+    return samples, matched
+
+
+def build_prompt(example: Example, schema: Schema, db_path: Path | None, options: PromptOptions | None = None) -> str:
+    """The CodeS-style prompt for one example, ending with `SQL_START` (see the module docstring)."""
+    options = options or PromptOptions()
+    samples, matched = _values_for(schema, db_path, example, options)
+    full = _render(schema, set(), samples, matched, example)
+    budget = options.max_prompt_tokens
+    if budget is None or options.count_tokens(full) <= budget:
+        return full
+    steps = _drop_steps(schema, matched, f"{example.question} {example.evidence}")
+
+    def prompt_after(k: int) -> str:
+        return _render(schema, set().union(*steps[:k]), samples, matched, example)
+
+    lo, hi = 0, len(steps)  # invariant: lo does not fit; hi fits (or is the shortest prompt there is)
+    if options.count_tokens(prompt_after(hi)) > budget:
+        return prompt_after(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if options.count_tokens(prompt_after(mid)) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    return prompt_after(hi)
