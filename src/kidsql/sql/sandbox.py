@@ -1,0 +1,302 @@
+"""Run one untrusted SQL query on a SQLite file without letting it write, escape, hang or exhaust memory.
+
+Predicted SQL comes from a language model and gold SQL from files we did not write, so both are treated as
+hostile. The defences are layered, so that a gap in one is caught by another:
+
+1. The file is opened read-only through a URI (`mode=ro`). When the file is a plain rollback-journal database with
+   no journal/WAL file beside it, `immutable=1` is added as well: SQLite then takes no locks and never creates a
+   `-shm`/`-wal`/`-journal` file. `immutable=1` is *not* used for WAL databases or when a journal exists, because
+   SQLite would then silently ignore committed-but-not-checkpointed data and return wrong results.
+2. `PRAGMA query_only=1` and an authorizer that allows only reading (SELECT, READ, RECURSIVE, functions) and a
+   few schema-introspection pragmas; every write, DDL, ATTACH/DETACH (which is also how `VACUUM INTO` writes a
+   new file, even on a read-only connection), transaction control and `load_extension` is denied, and the
+   denied action is reported as the reason.
+3. Limits: `SQLITE_LIMIT_ATTACHED=0`, `SQLITE_LIMIT_LENGTH` (stops zeroblob/randomblob/printf/replace blow-ups),
+   `SQLITE_LIMIT_SQL_LENGTH`, `printf`/`format` replaced by a checked wrapper (SQLite's own `%.*c` repeat loop
+   ignores the length limit and runs for seconds inside one call, where no interrupt can reach it), no sorter
+   worker threads, temp data kept in memory under a process-wide
+   `hard_heap_limit`.
+4. A time bound through `set_progress_handler` (the query is interrupted inside SQLite, no process is killed),
+   and caps on rows and bytes read back, fetched incrementally so a cartesian blow-up never reaches Python whole.
+5. `Cursor.execute` refuses several statements (`SELECT 1; DROP TABLE t`); `executescript` is never used.
+
+Nothing here raises for bad SQL: every failure is an `ExecResult` with `ok=False` and a one-line reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_MAX_ROWS = 100_000
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
+DEFAULT_HEAP_LIMIT_BYTES = 1024 * 1024 * 1024
+MAX_SQL_CHARS = 1_000_000
+_FETCH_CHUNK = 512
+# SQLite checks the handler only at jumps/loops, so a small period matters when each row is expensive.
+_PROGRESS_OPS = 100
+
+# Pragmas a query may use: they only read the schema. Anything else (including reads of settings) is denied,
+# because no text-to-SQL answer needs them and some forms write.
+READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"})
+# Functions that touch the file system or process memory in some SQLite builds.
+DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
+
+_ACTION_NAMES = {
+    getattr(sqlite3, f"SQLITE_{name}"): name.lower()
+    for name in (
+        "CREATE_INDEX CREATE_TABLE CREATE_TEMP_INDEX CREATE_TEMP_TABLE CREATE_TEMP_TRIGGER CREATE_TEMP_VIEW "
+        "CREATE_TRIGGER CREATE_VIEW DELETE DROP_INDEX DROP_TABLE DROP_TEMP_INDEX DROP_TEMP_TABLE "
+        "DROP_TEMP_TRIGGER DROP_TEMP_VIEW DROP_TRIGGER DROP_VIEW INSERT PRAGMA READ SELECT TRANSACTION UPDATE "
+        "ATTACH DETACH ALTER_TABLE REINDEX ANALYZE CREATE_VTABLE DROP_VTABLE FUNCTION SAVEPOINT RECURSIVE"
+    ).split()
+    if hasattr(sqlite3, f"SQLITE_{name}")
+}
+_WRITES = {sqlite3.SQLITE_INSERT: "insert", sqlite3.SQLITE_UPDATE: "update", sqlite3.SQLITE_DELETE: "delete"}
+
+
+@dataclass
+class ExecResult:
+    """Outcome of one query. `rows` is None exactly when `ok` is False; `error` then says why, on one line."""
+
+    ok: bool
+    rows: list[tuple] | None
+    columns: list[str] = field(default_factory=list)
+    error: str | None = None
+    elapsed_s: float = 0.0
+
+
+class _Guard:
+    """Authorizer + progress handler for one connection; remembers why it stopped the query, for the reason."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.deadline = float("inf")
+        self.timed_out = False
+        self.denied: str | None = None
+        self.udf_error: str | None = None
+
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self.timeout_s
+
+    def progress(self) -> int:
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+            return 1  # non-zero interrupts the running statement
+        return 0
+
+    def authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION:
+            if (arg2 or "").lower() in DENIED_FUNCTIONS:
+                return self._deny(f"function {arg2}")
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in READ_PRAGMAS:
+            return sqlite3.SQLITE_OK
+        if action in _WRITES:
+            return self._deny(f"write to table {arg1} ({_WRITES[action]})")
+        if action == sqlite3.SQLITE_ATTACH:
+            return self._deny(f"attach of {arg1!r}")
+        if action == sqlite3.SQLITE_PRAGMA:
+            return self._deny(f"pragma {arg1}" + (f"={arg2}" if arg2 is not None else ""))
+        name = _ACTION_NAMES.get(action, f"action {action}")
+        target = arg1 or arg2
+        return self._deny(name.replace("_", " ") + (f" {target}" if target else ""))
+
+    def _deny(self, what: str) -> int:
+        if self.denied is None:  # keep the first: later denials are consequences of it
+            self.denied = f"denied: {what}"
+        return sqlite3.SQLITE_DENY
+
+
+def _decode(raw: bytes) -> str:
+    """Text that is not valid UTF-8 becomes U+FFFD instead of an exception that would hide the real result."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def _immutable_safe(db_path: Path) -> bool:
+    """True when the file alone is the whole database: rollback-journal format and no journal/WAL beside it."""
+    try:
+        with db_path.open("rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    if len(header) < 20 or not header.startswith(b"SQLite format 3\x00"):
+        return False
+    if header[18] != 1 or header[19] != 1:  # 2 = WAL
+        return False
+    return not any(db_path.with_name(db_path.name + suffix).exists() for suffix in ("-journal", "-wal"))
+
+
+_heap_limit_set: int | None = None
+
+
+def _set_heap_limit(conn: sqlite3.Connection, limit: int) -> None:
+    """`hard_heap_limit` is process-wide and can only be lowered, so set it once per process (per limit)."""
+    global _heap_limit_set
+    if _heap_limit_set is None or limit < _heap_limit_set:
+        conn.execute(f"PRAGMA hard_heap_limit={int(limit)}")
+        _heap_limit_set = limit
+
+
+def connect(
+    db_path: Path,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    *,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    heap_limit_bytes: int = DEFAULT_HEAP_LIMIT_BYTES,
+) -> tuple[sqlite3.Connection, _Guard]:
+    """Open a locked-down read-only connection. Raises sqlite3.Error / OSError; `execute` turns them into reasons."""
+    db_path = Path(os.path.abspath(db_path))  # absolute for the URI; no symlink walk (resolve) on the hot path
+    uri = f"file:{quote(str(db_path))}?mode=ro" + ("&immutable=1" if _immutable_safe(db_path) else "")
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn.text_factory = _decode
+        if hasattr(conn, "enable_load_extension"):  # absent when Python was built without extension support
+            conn.enable_load_extension(False)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_value_bytes)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_CHARS)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0)
+        # Our own settings go in before the authorizer, which would deny them.
+        conn.execute("PRAGMA query_only=1")
+        conn.execute("PRAGMA trusted_schema=0")
+        conn.execute("PRAGMA temp_store=MEMORY")  # big sorts hit the heap limit instead of filling /tmp
+        _set_heap_limit(conn, heap_limit_bytes)
+        guard = _Guard(timeout_s)
+        for name in ("printf", "format"):
+            conn.create_function(name, -1, _checked_printf(max_value_bytes, guard), deterministic=True)
+        conn.set_authorizer(guard.authorize)
+        conn.set_progress_handler(guard.progress, _PROGRESS_OPS)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, guard
+
+
+_SPEC = re.compile(r"%[-+ 0#,!]*(\*|\d+)?(?:\.(\*|\d+))?(?:ll|l)?(.)", re.S)
+_printf_local = threading.local()
+
+
+def _as_int(value: object) -> int:
+    try:
+        return int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _checked_printf(limit: int, guard: _Guard):
+    """A `printf` that refuses widths/precisions over `limit`, then lets SQLite's own printf do the formatting."""
+
+    def printf(fmt: object = None, *args: object) -> object:
+        try:
+            return _printf(fmt, args)
+        except (sqlite3.Error, ValueError) as err:
+            guard.udf_error = guard.udf_error or f"printf: {err}"
+            raise
+
+    def _printf(fmt: object, args: tuple) -> object:
+        if isinstance(fmt, str):
+            rest = list(args)
+            for m in _SPEC.finditer(fmt):
+                width, precision, conv = m.groups()
+                if conv == "%":
+                    continue
+                for part in (width, precision):
+                    n = _as_int(rest.pop(0) if rest else 0) if part == "*" else int(part or 0)
+                    if abs(n) > limit:
+                        raise ValueError(f"width/precision {n} over the {limit} cap")
+                if rest:
+                    rest.pop(0)
+        helper = getattr(_printf_local, "conn", None)
+        if helper is None:  # a private connection where `printf` is still SQLite's built-in
+            helper = _printf_local.conn = sqlite3.connect(":memory:")
+            helper.text_factory = _decode
+        helper.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)
+        marks = ", ".join("?" * (1 + len(args)))
+        return helper.execute(f"SELECT printf({marks})", (fmt, *args)).fetchone()[0]
+
+    return printf
+
+
+def _value_size(value: object) -> int:
+    if isinstance(value, (str, bytes)):
+        return len(value) + 8
+    return 8
+
+
+def _reason(err: BaseException, guard: _Guard) -> str:
+    if guard.timed_out:
+        return f"timeout after {guard.timeout_s:g} s"
+    if guard.denied:
+        return guard.denied
+    if isinstance(err, MemoryError):
+        return "memory cap exceeded (out of memory)"
+    msg = " ".join(str(err).split()) or type(err).__name__
+    if "user-defined function raised exception" in msg and guard.udf_error:
+        return guard.udf_error
+    if "one statement at a time" in msg:
+        return "multiple statements are not allowed"
+    return f"{type(err).__name__}: {msg}"
+
+
+def execute(
+    db_path: Path,
+    sql: str,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    heap_limit_bytes: int = DEFAULT_HEAP_LIMIT_BYTES,
+) -> ExecResult:
+    """Run one query under every guard above; a cap hit is a failure (a truncated result would compare wrongly)."""
+    start = time.perf_counter()
+
+    def fail(reason: str) -> ExecResult:
+        return ExecResult(False, None, [], reason, time.perf_counter() - start)
+
+    if not isinstance(sql, str) or not sql.strip():
+        return fail("empty query")
+    if len(sql) > MAX_SQL_CHARS:
+        return fail(f"query longer than {MAX_SQL_CHARS} characters")
+    db_path = Path(db_path)
+    if not db_path.is_file():
+        return fail(f"database not found: {db_path}")
+    try:
+        conn, guard = connect(db_path, timeout_s, max_value_bytes=max_value_bytes, heap_limit_bytes=heap_limit_bytes)
+    except (sqlite3.Error, OSError) as err:
+        return fail(f"cannot open database {db_path}: {err}")
+    try:
+        guard.start()
+        cur = conn.cursor()
+        cur.execute(sql)
+        if cur.description is None:  # REINDEX and friends: no result set, so no answer to compare
+            return fail("not a query: the statement returns no result set")
+        columns = [d[0] for d in cur.description]
+        rows: list[tuple] = []
+        size = 0
+        while True:
+            chunk = cur.fetchmany(_FETCH_CHUNK)
+            if not chunk:
+                break
+            rows.extend(chunk)
+            if len(rows) > max_rows:
+                return fail(f"row cap {max_rows} exceeded")
+            size += sum(_value_size(v) for row in chunk for v in row)
+            if size > max_bytes:
+                return fail(f"byte cap {max_bytes} exceeded")
+        return ExecResult(True, rows, columns, None, time.perf_counter() - start)
+    except (sqlite3.Error, MemoryError, ValueError, OverflowError) as err:
+        return fail(_reason(err, guard))
+    finally:
+        conn.close()
