@@ -1,13 +1,121 @@
-"""`kidsql predict` (placeholder until its module lands)."""
+"""`kidsql predict`: a trained model writes SQL for a benchmark split, one query per line (Spider's format).
+
+Line i is example i's prediction, so any evaluator can pair lines with gold by position: newlines inside a
+prediction become spaces, and an empty prediction is written as `SELECT` (it fails to execute, as an empty one
+would) because Spider's official evaluator skips blank lines and would shift every later prediction.
+
+Prompts are the training prompts (`kidsql.prompts.build_prompt`) with the token budget set to the model's
+context minus `--max-new-tokens`, counted with the model's own tokenizer, so long schemas shrink the documented
+way instead of being cut blindly. A model folder may hold `prompt_options.json` (PromptOptions fields written at
+training time); its values then override the defaults so that prediction prompts match training prompts.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from kidsql.errors import KidsqlError
+
+EMPTY_PLACEHOLDER = "SELECT"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--model", required=True, help="model folder (save_pretrained or peft adapter) or hub id")
+    parser.add_argument("--data", required=True, type=Path, help="benchmark folder (Spider/BIRD layout) or .jsonl")
+    parser.add_argument("--split", default="dev", help="split to predict (default: dev)")
+    parser.add_argument("--kind", default="auto", choices=["auto", "spider", "bird", "jsonl"])
+    parser.add_argument("--out", type=Path, default=Path("preds.sql"), help="output file (default: preds.sql)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    parser.add_argument("--no-evidence", action="store_true", help="leave BIRD's evidence hints out of prompts")
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, else float32), float32, bfloat16, float16")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("kidsql predict is not implemented yet")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise KidsqlError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 0):
+        raise KidsqlError("--batch-size and --max-new-tokens must be >= 1 and --limit >= 0; fix the option")
+
+    import torch
+
+    from kidsql.data.load import load_benchmark
+    from kidsql.generate import generate_sql
+    from kidsql.models import load_model, load_tokenizer
+
+    saved_options = _saved_prompt_options(Path(args.model))  # bad files fail before any slow loading
+    bench = load_benchmark(args.data, args.split, kind=args.kind, use_evidence=not args.no_evidence)
+    examples = bench.examples[: args.limit] if args.limit is not None else bench.examples
+    if not examples:
+        raise KidsqlError(f"{args.data}: split {args.split!r} has no examples to predict; check --split/--limit")
+
+    tokenizer = load_tokenizer(args.model)
+    model = load_model(args.model, tokenizer, dtype=args.dtype)
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+
+    options = _prompt_options(saved_options, tokenizer, model, args.max_new_tokens)
+    prompts = _build_prompts(bench, examples, options)
+
+    start = time.perf_counter()
+    sqls = generate_sql(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    seconds = time.perf_counter() - start
+
+    lines = [" ".join(s.split()) or EMPTY_PLACEHOLDER for s in sqls]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    empty = sum(not s.strip() for s in sqls)
+    note = f"; {empty} empty written as {EMPTY_PLACEHOLDER!r}" if empty else ""
+    print(f"wrote {len(lines)} predictions for {bench.name} to {out} in {seconds:.1f}s{note}")
+    return 0
+
+
+def _saved_prompt_options(model_dir: Path) -> dict[str, Any]:
+    """PromptOptions fields from the model folder's prompt_options.json ({} when absent)."""
+    import dataclasses
+
+    from kidsql.prompts import PromptOptions
+
+    path = model_dir / "prompt_options.json"
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise KidsqlError(f"{path}: malformed JSON ({err.msg}); fix or delete the file") from None
+    known = {f.name for f in dataclasses.fields(PromptOptions)} - {"count_tokens"}
+    if not isinstance(saved, dict) or set(saved) - known:
+        unknown = sorted(set(saved) - known) if isinstance(saved, dict) else saved
+        raise KidsqlError(f"{path}: unknown prompt options {unknown}; allowed keys: {sorted(known)}")
+    return saved
+
+
+def _prompt_options(saved: dict[str, Any], tokenizer: Any, model: Any, max_new_tokens: int) -> Any:
+    """Saved options, with a token budget (the model's context minus the SQL) counted by the model's tokenizer."""
+    from kidsql.prompts import PromptOptions
+
+    saved = dict(saved)
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and saved.get("max_prompt_tokens") is None:
+        saved["max_prompt_tokens"] = max(limit - max_new_tokens, 1)
+    return PromptOptions(**saved, count_tokens=lambda text: len(tokenizer(text)["input_ids"]))
+
+
+def _build_prompts(bench: Any, examples: list[Any], options: Any) -> list[str]:
+    from tqdm.auto import tqdm
+
+    from kidsql.prompts import build_prompt
+
+    prompts = []
+    for ex in tqdm(examples, desc="prompts", unit="example"):
+        if ex.db_id not in bench.schemas:
+            raise KidsqlError(f"{bench.name}: no schema for db_id {ex.db_id!r}; add it to tables.json")
+        db_path = bench.db_path(ex.db_id)
+        prompts.append(build_prompt(ex, bench.schemas[ex.db_id], db_path if db_path.is_file() else None, options))
+    return prompts

@@ -1,0 +1,312 @@
+"""Loading teachers and students: tiny Llamas built from scratch for CPU, local folders, hub ids, LoRA.
+
+One code path serves both worlds: a "tiny:<name>" spec builds a small `LlamaForCausalLM` (the CPU stand-in for
+Qwen/TinyLlama), anything else goes through `from_pretrained`. Distillation compares teacher and student
+distributions token by token, so the pair must share one tokenizer: `check_vocab_compatible` refuses a mismatch
+before any compute, and `shared_vocab_size` tells the trainer how many logit columns are comparable (models such
+as Qwen pad their embedding matrix beyond the tokenizer's size).
+
+Padding side is never mutated behind the caller's back: `load_tokenizer` sets the side training wants
+("right"), and `kidsql.generate` passes `padding_side="left"` explicitly on every generation call.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kidsql.errors import KidsqlError
+
+if TYPE_CHECKING:  # heavy imports stay lazy so `kidsql --help` is fast
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+TINY_PREFIX = "tiny:"
+
+# LlamaConfig kwargs of the built-in CPU models. Parameter counts quoted at a 4,096-token vocabulary with tied
+# embeddings (the embedding matrix is counted once): 1m ~1.1M, 4m ~4.1M, 8m ~8.2M. Head dims stay even for RoPE.
+TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    "1m": dict(hidden_size=128, intermediate_size=320, num_hidden_layers=3, num_attention_heads=4),
+    "4m": dict(hidden_size=256, intermediate_size=640, num_hidden_layers=4, num_attention_heads=8),
+    "8m": dict(hidden_size=320, intermediate_size=768, num_hidden_layers=6, num_attention_heads=8),
+}
+# Enough for CodeS-style prompts (~1024 tokens) plus the SQL continuation.
+TINY_MAX_POSITIONS = 2048
+
+
+@dataclass
+class LoraOptions:
+    """LoRA hyper-parameters; defaults are the paper's (rank 64, alpha 32) for Qwen/Llama."""
+
+    r: int = 64
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    modules_to_save: list[str] = field(default_factory=list)
+
+    def to_peft(self) -> Any:
+        from peft import LoraConfig, TaskType
+
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=self.target_modules,
+            modules_to_save=self.modules_to_save or None,
+            task_type=TaskType.CAUSAL_LM,
+        )
+
+
+# --------------------------------------------------------------------------------------------------- tokenizer
+
+
+def load_tokenizer(spec: str | Path, *, padding_side: str = "right") -> PreTrainedTokenizerBase:
+    """AutoTokenizer from a local folder or hub id, guaranteed to have a pad token.
+
+    A missing pad token becomes eos (then unk): padded positions are masked out everywhere, so which id fills
+    them does not matter, only that batching works. `padding_side` defaults to "right" (training); generation
+    overrides it per call.
+    """
+    from transformers import AutoTokenizer
+
+    path = Path(spec)
+    local = path.is_dir()
+    if not local and _looks_like_path(str(spec)):
+        raise KidsqlError(f"{spec}: tokenizer folder not found; pass an existing folder or a hub id")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path.resolve()) if local else str(spec), local_files_only=local)
+    except (OSError, ValueError) as err:
+        raise KidsqlError(_load_failure(str(spec), "tokenizer", local, err)) from err
+    if tok.pad_token is None:
+        fallback = tok.eos_token or tok.unk_token
+        if fallback is None:
+            raise KidsqlError(f"{spec}: tokenizer has no pad, eos or unk token; add a pad token to its special tokens")
+        tok.pad_token = fallback
+    tok.padding_side = padding_side
+    return tok
+
+
+# ------------------------------------------------------------------------------------------------------ models
+
+
+def resolve_dtype(dtype: Any = None) -> torch.dtype:
+    """None/"auto" -> bf16 on a CUDA device that supports it, else float32 (CPU kernels are fastest in fp32)."""
+    import torch
+
+    if dtype is None or dtype == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in names:
+        raise KidsqlError(f"dtype {dtype!r} unknown; use one of auto, {', '.join(names)}")
+    return names[dtype]
+
+
+def load_model(
+    spec: str | Path,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    *,
+    lora: LoraOptions | None = None,
+    dtype: Any = None,
+    seed: int = 0,
+) -> PreTrainedModel:
+    """Build or load a causal LM; wrap it in fresh LoRA adapters when `lora` is given.
+
+    spec: "tiny:<name>" (a `TINY_CONFIGS` entry) or "tiny:<cfg.yaml|cfg.json>" (LlamaConfig kwargs) builds a
+    randomly initialised Llama sized to `tokenizer`; a local folder loads offline; a folder holding a peft
+    adapter loads its base plus the adapter (with `lora`, that adapter is merged first so training starts from
+    the adapted model); anything else is a hub id. Random init (tiny weights, LoRA A matrices) is a function of
+    `seed` alone and leaves the global RNG untouched.
+    """
+    import torch
+
+    torch_dtype = resolve_dtype(dtype)
+    spec = str(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if spec.startswith(TINY_PREFIX):
+            model = _build_tiny(spec[len(TINY_PREFIX):], tokenizer).to(torch_dtype)
+        else:
+            model = _load_pretrained(spec, torch_dtype)
+        if lora is not None:
+            from peft import PeftModel, get_peft_model
+
+            if isinstance(model, PeftModel):
+                model = model.merge_and_unload()
+            model = get_peft_model(model, lora.to_peft())
+    return model
+
+
+def tiny_config(name: str, tokenizer: PreTrainedTokenizerBase) -> Any:
+    """The LlamaConfig of a tiny model: a built-in size or a YAML/JSON file, sized to the tokenizer."""
+    from transformers import LlamaConfig
+
+    if name in TINY_CONFIGS:
+        kwargs = dict(TINY_CONFIGS[name])
+    else:
+        kwargs = _read_config_file(Path(name))
+    kwargs.setdefault("max_position_embeddings", TINY_MAX_POSITIONS)
+    kwargs.setdefault("tie_word_embeddings", True)
+    kwargs.update(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    try:
+        return LlamaConfig(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise KidsqlError(f"{name}: invalid LlamaConfig kwargs ({err}); fix the config file") from err
+
+
+def _build_tiny(name: str, tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedModel:
+    from transformers import LlamaForCausalLM
+
+    if tokenizer is None:
+        raise KidsqlError(f"tiny:{name}: a tiny model needs the tokenizer (for its vocabulary); pass tokenizer=")
+    return LlamaForCausalLM(tiny_config(name, tokenizer))
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    known = ", ".join(f"tiny:{k}" for k in TINY_CONFIGS)
+    if path.suffix.lower() not in {".yaml", ".yml", ".json"}:
+        raise KidsqlError(f"tiny:{path}: unknown tiny model; use one of {known} or tiny:<config.yaml|config.json>")
+    if not path.is_file():
+        raise KidsqlError(f"{path}: tiny model config file not found; pass an existing YAML/JSON file")
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise KidsqlError(f"{path}: cannot parse the tiny model config ({err}); fix its syntax") from err
+    if not isinstance(data, dict):
+        raise KidsqlError(f"{path}: tiny model config must be a mapping of LlamaConfig kwargs")
+    return data
+
+
+def _load_pretrained(spec: str, torch_dtype: torch.dtype) -> PreTrainedModel:
+    from transformers import AutoModelForCausalLM
+
+    path = Path(spec)
+    local = path.is_dir()
+    if not local and _looks_like_path(spec):
+        raise KidsqlError(f"{spec}: model folder not found; pass an existing folder, a hub id or tiny:<size>")
+    if local and (path / "adapter_config.json").is_file():
+        return _load_adapter(path, torch_dtype)
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            str(path.resolve()) if local else spec, local_files_only=local, dtype=torch_dtype
+        )
+    except (OSError, ValueError) as err:
+        raise KidsqlError(_load_failure(spec, "model", local, err)) from err
+
+
+def _load_adapter(folder: Path, torch_dtype: torch.dtype) -> PreTrainedModel:
+    """Base (a `base/` sub-folder saved by `save_model`, else the adapter's recorded base) plus the adapter."""
+    from peft import PeftModel
+
+    adapter_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    base_spec = folder / "base" if (folder / "base").is_dir() else adapter_cfg.get("base_model_name_or_path")
+    if not base_spec:
+        raise KidsqlError(f"{folder}/adapter_config.json: no base model recorded and no base/ folder; "
+                          "save the adapter with kidsql.models.save_model")
+    base = _load_pretrained(str(base_spec), torch_dtype)
+    return PeftModel.from_pretrained(base, str(folder), is_trainable=False)
+
+
+def save_model(model: Any, tokenizer: PreTrainedTokenizerBase | None, out_dir: Path, *, merge: bool = False) -> Path:
+    """Save a model (and tokenizer) so that `load_model(str(out_dir))` restores it exactly.
+
+    A peft model is saved as its adapter; when its base cannot be found again (built from scratch, e.g. a tiny
+    model) the bare base weights go to `out_dir/base`. `merge=True` saves a merged copy instead (the live
+    model keeps its adapters, so this is safe mid-training; it costs one model copy of memory).
+    """
+    from accelerate.utils import extract_model_from_parallel
+    from peft import PeftModel
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = extract_model_from_parallel(model)
+    if isinstance(model, PeftModel):
+        if merge:
+            copy.deepcopy(model).merge_and_unload().save_pretrained(out_dir)
+        else:
+            model.save_pretrained(out_dir)
+            base_name = model.peft_config[model.active_adapter].base_model_name_or_path
+            if not _is_findable(base_name):
+                copy.deepcopy(model).unload().save_pretrained(out_dir / "base")
+    else:
+        model.save_pretrained(out_dir)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+# ------------------------------------------------------------------------------------------- compatibility
+
+
+def output_dim(model: Any) -> int:
+    """Number of logit columns the model produces (may exceed the tokenizer's size: padded embeddings)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    model = extract_model_from_parallel(model)
+    head = model.get_output_embeddings()
+    if head is not None and getattr(head, "weight", None) is not None:
+        return int(head.weight.shape[0])
+    return int(model.config.vocab_size)
+
+
+def check_vocab_compatible(teacher: Any, student: Any, teacher_tok: Any, student_tok: Any) -> None:
+    """Refuse, before any compute, a teacher/student pair whose token distributions cannot be compared."""
+    fix = "use a teacher/student pair with the same tokenizer"
+    t_size, s_size = len(teacher_tok), len(student_tok)
+    if t_size != s_size:
+        raise KidsqlError(f"teacher tokenizer has {t_size} tokens, student tokenizer {s_size}; {fix}")
+    t_vocab, s_vocab = teacher_tok.get_vocab(), student_tok.get_vocab()
+    if t_vocab != s_vocab:
+        differing = sorted(set(t_vocab.items()) ^ set(s_vocab.items()), key=lambda kv: kv[1])
+        example = differing[0][0] if differing else "?"
+        raise KidsqlError(f"teacher and student vocabularies differ ({len(differing)} token/id pairs, "
+                          f"e.g. {example!r}) although both have {t_size} tokens; {fix}")
+    for role, model in (("teacher", teacher), ("student", student)):
+        dim = output_dim(model)
+        if dim < t_size:
+            raise KidsqlError(f"{role} model outputs {dim} logits but the tokenizer has {t_size} tokens; {fix}")
+
+
+def shared_vocab_size(teacher: Any, student: Any, tok: Any) -> int:
+    """Logit columns comparable between the two models: the trainer slices `logits[..., :n]` on both."""
+    return min(len(tok), output_dim(teacher), output_dim(student))
+
+
+def count_parameters(model: Any, *, trainable_only: bool = False) -> int:
+    """Distinct parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+def _looks_like_path(spec: str) -> bool:
+    """Hub ids are `name` or `owner/name`; anything with more parts, a leading dot/slash or ~ is a path."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
+
+
+def _is_findable(name: str | None) -> bool:
+    return bool(name) and (Path(name).is_dir() or not _looks_like_path(name))
+
+
+def _load_failure(spec: str, what: str, local: bool, err: Exception) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if local:
+        return f"{spec}: cannot load the {what} from this folder ({first}); it must be a save_pretrained folder"
+    return (f"{spec}: no such folder, and cannot load the {what} from the Hugging Face hub ({first}); "
+            "offline, download it once and pass a local folder instead")
