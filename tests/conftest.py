@@ -16,3 +16,17 @@ def spider_de() -> Path:
     if not (path / "dev.json").is_file():
         pytest.skip(f"real data absent: {path} (set KIDSQL_SHARED_DATA or place ../shared/data beside the checkout)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models run far faster on one intra-op thread than on several competing for 2 cores."""
+    try:
+        import torch
+    except ImportError:  # the SQL/data tests do not need torch
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
