@@ -70,7 +70,12 @@ def _tokenizer_corpus(out: Path, train, by_id) -> list[str]:
     """Train prompts (through `kidsql.prompts` when it exists) and SQL, so tokens fit what the model sees."""
     from kidsql.data.types import Example
 
-    schemas = {db_id: to_schema(dom) for db_id, dom in by_id.items()}
+    try:  # the loader's own reading of tables.json, so the corpus is exactly what the trainer will prompt with
+        from kidsql.data.spider import load_tables
+
+        schemas = load_tables(out / "tables.json")
+    except ImportError:
+        schemas = {db_id: to_schema(dom) for db_id, dom in by_id.items()}
     try:
         from kidsql.prompts import build_prompt
     except ImportError:

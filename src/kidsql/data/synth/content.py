@@ -96,13 +96,11 @@ def ddl(dom: DomainDef) -> list[str]:
 
 
 def write_sqlite(path: Path, dom: DomainDef, rows: Rows) -> None:
-    """Write the database byte-for-byte reproducibly: fresh file, fixed page size, one transaction, no WAL."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    conn = sqlite3.connect(path)
+    """Write the database byte-for-byte reproducibly: built in memory with a fixed page size, then dumped as one
+    image (no journal, no fsync per table, nothing time-dependent in SQLite's file format)."""
+    conn = sqlite3.connect(":memory:")
     try:
         conn.execute("PRAGMA page_size = 4096")
-        conn.execute("PRAGMA journal_mode = DELETE")
         with conn:
             for stmt in ddl(dom):
                 conn.execute(stmt)
@@ -112,5 +110,8 @@ def write_sqlite(path: Path, dom: DomainDef, rows: Rows) -> None:
                     f"INSERT INTO {t.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                     [tuple(r[n] for n in names) for r in rows[t.name]],
                 )
+        image = conn.serialize()
     finally:
         conn.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image)

@@ -32,12 +32,24 @@ class Drawn:
         return self.select.sql()
 
 
+_A_AN = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
+
+
+def articles(text: str) -> str:
+    """`a` -> `an` before a vowel: templates say "a {table}", and the table may be an artwork."""
+    return _A_AN.sub(lambda m: m.group(1) + "n ", text)
+
+
 def draw(dom: DomainDef, rows: Rows, key: str, lex: Lexicon | None = None) -> Drawn:
     rng = random.Random(key)
     shape = draw_shape(rng)
     lex = lex or Lexicon()
     select, question = SHAPES[shape][0](Ctx(dom, rows, rng, lex))
-    return Drawn(dom.db_id, key, shape, select, question, lex.changes)
+    question = articles(question)
+    changes = [{k: articles(v) for k, v in ch.items()} for ch in lex.changes]
+    # templates format every slot, used or not: keep only the changes that made it into the question
+    changes = [ch for i, ch in enumerate(changes) if ch["to"] in question and ch not in changes[:i]]
+    return Drawn(dom.db_id, key, shape, select, question, changes)
 
 
 class Checker:

@@ -463,7 +463,7 @@ def h_group_top(ctx: Ctx):
             q.format(c=ctx.lex.c(c), T=ctx.lex.T(t), m="most" if most else "fewest"))
 
 
-def h_having(ctx: Ctx):
+def e_group_having(ctx: Ctx):
     t = ctx.choice(ctx.tables("category")); c = ctx.choice(t.by_role("category"))
     k = ctx.choice([2, 3, 4])
     q = ctx.choice(["Which {c} values have at least {k} {T}?", "List each {c} shared by at least {k} {T}."])
@@ -514,7 +514,7 @@ def x_join_group_top(ctx: Ctx):
             q.format(p=ctx.lex.c(p), t=ctx.lex.t(parent), C=ctx.lex.T(child), m="most" if most else "fewest"))
 
 
-def x_join_group_count(ctx: Ctx):
+def h_join_group_count(ctx: Ctx):
     child, fk, parent = fk_pair(ctx)
     p = ctx.choice(proj(parent))
     cond, phrase = make_cond(ctx, parent, cond_col(ctx, parent, exclude=p), "T1")
@@ -585,7 +585,7 @@ def x_where_group_top(ctx: Ctx):
 SHAPES: dict[str, tuple[Shape, float]] = {
     "e_proj": (e_proj, 1.0), "e_count": (e_count, 0.8), "e_agg": (e_agg, 1.0), "e_where": (e_where, 2.0),
     "e_count_where": (e_count_where, 1.2), "e_agg_where": (e_agg_where, 1.0), "e_distinct": (e_distinct, 0.6),
-    "e_order": (e_order, 0.8), "e_between": (e_between, 0.6), "e_in": (e_in, 0.6), "h_having": (h_having, 0.6),
+    "e_order": (e_order, 0.8), "e_between": (e_between, 0.6), "e_in": (e_in, 0.6), "e_group_having": (e_group_having, 0.6),
     "m_two_cols_where": (m_two_cols_where, 1.3), "m_sup": (m_sup, 1.6), "m_topk": (m_topk, 0.6),
     "m_group_count": (m_group_count, 1.0), "m_group_agg": (m_group_agg, 0.8), "m_like": (m_like, 0.8),
     "m_two_conds": (m_two_conds, 1.2), "m_minmax": (m_minmax, 0.6), "m_join_child": (m_join_child, 1.5),
@@ -594,7 +594,7 @@ SHAPES: dict[str, tuple[Shape, float]] = {
     "h_above_avg": (h_above_avg, 1.2), "h_not_in": (h_not_in, 1.0), "h_in_sub": (h_in_sub, 0.8),
     "h_setop": (h_setop, 1.5), "h_group_top": (h_group_top, 1.0), "h_join_sup": (h_join_sup, 1.2),
     "h_where_sup": (h_where_sup, 1.2), "h_three_join": (h_three_join, 1.0),
-    "x_join_group_top": (x_join_group_top, 1.5), "x_join_group_count": (x_join_group_count, 0.8),
+    "x_join_group_top": (x_join_group_top, 1.5), "h_join_group_count": (h_join_group_count, 0.8),
     "x_join_above_avg": (x_join_above_avg, 1.0), "x_setop_join": (x_setop_join, 1.0),
     "x_join_where_sup": (x_join_where_sup, 1.2), "x_not_in_where": (x_not_in_where, 1.0),
     "x_where_group_top": (x_where_group_top, 1.0),

@@ -1,0 +1,212 @@
+"""The embedded benchmark generator: layout, determinism, executable gold, disjoint splits, hardness mix,
+robustness variants, and the benchmark's tokenizer (all on size "small")."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kidsql.data.synth import SIZES, generate_benchmark
+from kidsql.data.synth.domains import DEV_DOMAINS, DOMAINS
+from kidsql.data.synth.grammar import plural
+from kidsql.data.synth.variants import SYNONYMS
+from kidsql.errors import KidsqlError
+
+SPLITS = ("train", "dev", "dev_syn", "dev_realistic", "dev_dk")
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory) -> Path:
+    with pytest.MonkeyPatch.context() as mp:  # value-index cache of the prompt builder: keep it out of $HOME
+        mp.setenv("KIDSQL_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return generate_benchmark(tmp_path_factory.mktemp("bench"), seed=0, size="small")
+
+
+def load(bench: Path, split: str) -> list[dict]:
+    return json.loads((bench / f"{split}.json").read_text(encoding="utf-8"))
+
+
+def instances(bench: Path, db_id: str) -> list[Path]:
+    folder = bench / "database" / db_id
+    return [folder / f"{db_id}.sqlite"] + sorted(folder.glob(f"{db_id}_*.sqlite"))
+
+
+def hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_layout_counts_and_tables_json_match_sqlite(bench):
+    train, dev = load(bench, "train"), load(bench, "dev")
+    assert (len(train), len(dev)) == SIZES["small"]
+    tables = json.loads((bench / "tables.json").read_text())
+    assert sorted(t["db_id"] for t in tables) == sorted(d.db_id for d in DOMAINS)
+    for entry in tables:
+        assert set(entry["column_types"]) <= {"text", "number", "time"}
+        assert len(entry["column_types"]) == len(entry["column_names"]) == len(entry["column_names_original"])
+        for path in instances(bench, entry["db_id"]):
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            for ti, table in enumerate(entry["table_names_original"]):
+                cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+                assert cols == [name for t, name in entry["column_names_original"] if t == ti]
+                fks = conn.execute(f"PRAGMA foreign_key_list({table})").fetchall()
+                declared = [(entry["column_names_original"][a][1], entry["column_names_original"][b][1])
+                            for a, b in entry["foreign_keys"] if entry["column_names_original"][a][0] == ti]
+                assert sorted((f[3], f[4]) for f in fks) == sorted(declared)
+            conn.close()
+        assert len(instances(bench, entry["db_id"])) == 4  # main + 3 test-suite instances
+
+
+def test_every_gold_query_runs_on_every_instance(bench):
+    conns: dict[Path, sqlite3.Connection] = {}
+    for split in SPLITS:
+        for ex in load(bench, split):
+            for k, path in enumerate(instances(bench, ex["db_id"])):
+                conn = conns.setdefault(path, sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+                rows = conn.execute(ex["query"]).fetchall()  # raises on any failure
+                if k == 0:
+                    assert rows and any(v is not None for v in rows[0]), (split, ex["query"])
+    for conn in conns.values():
+        conn.close()
+
+
+def test_instances_differ_in_content(bench):
+    db = DEV_DOMAINS[0]
+    counts = [sqlite3.connect(p).execute("SELECT group_concat(name) FROM singer").fetchone() for p in instances(bench, db)]
+    assert len(set(counts)) == len(counts)
+
+
+def test_train_and_dev_databases_are_disjoint(bench):
+    train_dbs = {ex["db_id"] for ex in load(bench, "train")}
+    dev_dbs = {ex["db_id"] for ex in load(bench, "dev")}
+    assert dev_dbs == set(DEV_DOMAINS)
+    assert not train_dbs & dev_dbs
+    assert len(train_dbs) == len(DOMAINS) - len(DEV_DOMAINS)
+    for split in SPLITS[2:]:
+        assert {ex["db_id"] for ex in load(bench, split)} <= dev_dbs
+
+
+def test_hardness_mix_by_the_evaluators_classifier(bench):
+    hardness = pytest.importorskip("kidsql.sql.hardness", reason="kidsql.sql.hardness not present").hardness
+    dev = load(bench, "dev")
+    mix = Counter(hardness(ex["query"]) for ex in dev)
+    for level in ("easy", "medium", "hard", "extra"):
+        assert mix[level] >= 0.10 * len(dev), (level, mix)
+
+
+def test_sql_is_canonical_and_covers_spider_constructs(bench):
+    queries = [ex["query"] for split in ("train", "dev") for ex in load(bench, split)]
+    keywords = r"\b(select|from|where|group by|having|order by|limit|join|on|as|and|distinct|count|avg|not in|" \
+               r"like|between|intersect|union|except|desc|asc)\b"
+    for q in queries:
+        bare = re.sub(r"'[^']*'", "''", q)
+        assert not re.search(keywords, bare), q  # keywords are upper case, lower-case ones would match
+        assert '"' not in q
+        aliases = set(re.findall(r"\bAS (\w+)", bare))
+        assert aliases <= {"T1", "T2", "T3"}, q
+    text = "\n".join(queries)
+    for construct in ("JOIN", "GROUP BY", "HAVING", "ORDER BY", "LIMIT", "DISTINCT", "LIKE", "BETWEEN", " IN (",
+                      "NOT IN", "(SELECT", "INTERSECT", "UNION", "EXCEPT", "AVG(", "COUNT(*)"):
+        assert construct in text, construct
+
+
+def test_syn_variant_replaces_schema_words_and_keeps_sql(bench):
+    dev, syn = load(bench, "dev"), load(bench, "dev_syn")
+    assert len(syn) == len(dev)
+    for ex in syn:
+        base = dev[ex["dev_index"]]
+        assert ex["query"] == base["query"] and ex["base_question"] == base["question"]
+        assert ex["question"] != base["question"] and ex["changes"]
+        for ch in ex["changes"]:
+            assert ch["kind"] == "synonym" and ch["to"] in ex["question"]
+            assert ex["question"].count(ch["from"]) < base["question"].count(ch["from"]), (ch, ex["question"])
+
+
+def test_realistic_variant_drops_the_column_mention(bench):
+    dev, real = load(bench, "dev"), load(bench, "dev_realistic")
+    assert len(real) >= 0.1 * len(dev)
+    for ex in real:
+        base = dev[ex["dev_index"]]
+        assert ex["query"] == base["query"]
+        for ch in ex["changes"]:
+            col = rf"\b{re.escape(ch['column'])}\b"
+            assert re.search(col, base["question"]) and not re.search(col, ex["question"]), ex
+            assert ch["from"] in base["question"] and ch["to"] in ex["question"]
+            value = ch["from"].rsplit(" is ", 1)[1]
+            assert value in ex["question"]  # the value stays; only its column is left implicit
+
+
+def test_dk_variant_needs_domain_knowledge(bench):
+    dev, dk = load(bench, "dev"), load(bench, "dev_dk")
+    assert dk
+    for ex in dk:
+        base = dev[ex["dev_index"]]
+        assert ex["query"] == base["query"]
+        for ch in ex["changes"]:
+            assert ch["to"] in ex["question"] and ch["to"] not in base["question"] and ch["from"] in base["question"]
+        if "who are adults" in ex["question"]:
+            assert ">= 18" in ex["query"]
+
+
+def test_tokenizer_round_trips_dev_prompts_without_unk(bench):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(bench / "tokenizer")
+    texts = [ex["query"] for ex in load(bench, "dev")] + [ex["question"] for ex in load(bench, "dev_syn")]
+    try:
+        from kidsql.data.spider import load_tables
+        from kidsql.data.types import Example
+        from kidsql.prompts import build_prompt
+    except ImportError:
+        pass
+    else:
+        schemas = load_tables(bench / "tables.json")
+        for ex in load(bench, "dev")[:40]:
+            db = bench / "database" / ex["db_id"] / f"{ex['db_id']}.sqlite"
+            texts.append(build_prompt(Example(ex["db_id"], ex["question"], ex["query"]), schemas[ex["db_id"]], db))
+    for text in texts:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.unk_token_id not in ids
+        assert tok.decode(ids) == text
+
+
+def test_domains_are_well_formed():
+    assert len(DOMAINS) >= 30 and len({d.db_id for d in DOMAINS}) == len(DOMAINS)
+    assert set(DEV_DOMAINS) <= {d.db_id for d in DOMAINS}
+    for dom in DOMAINS:
+        assert 2 <= len(dom.tables) <= 6 and dom.fks(), dom.db_id
+        for t in dom.tables:
+            assert t.natural in SYNONYMS, t.natural  # every question can be reworded for dev_syn
+            for c in t.columns:
+                assert re.fullmatch(r"[a-z][a-z0-9_]*", c.name), c.name
+                assert c.natural and "_" not in c.natural
+    for word, syn in SYNONYMS.items():
+        assert not re.search(rf"\b{re.escape(word)}", syn), (word, syn)  # else "the word is gone" is unverifiable
+
+
+def test_plural_of_noun_phrases():
+    assert [plural(w) for w in ("city", "match", "day", "date of birth", "singer", "box")] == \
+        ["cities", "matches", "days", "dates of birth", "singers", "boxes"]
+
+
+def test_unknown_size_is_a_user_error(tmp_path):
+    with pytest.raises(KidsqlError, match="size"):
+        generate_benchmark(tmp_path, size="huge")
+
+
+@pytest.mark.slow
+def test_same_seed_same_bytes_other_seed_other_files(bench, tmp_path, monkeypatch):
+    monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path / "cache"))
+    again = hashes(generate_benchmark(tmp_path / "again", seed=0, size="small"))
+    assert again == hashes(bench)
+    other = hashes(generate_benchmark(tmp_path / "other", seed=1, size="small"))
+    assert other.keys() == again.keys()
+    changed = {k for k in again if again[k] != other[k]}
+    assert {"train.json", "dev.json", "dev_syn.json"} <= changed
+    assert all(f"database/{d}/{d}.sqlite" in changed for d in DEV_DOMAINS)
