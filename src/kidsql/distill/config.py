@@ -1,0 +1,145 @@
+"""`DistillConfig`: every knob of a training run, as one flat dataclass, from YAML and/or the command line.
+
+Flat on purpose: `transformers.HfArgumentParser` turns each field into a `--field` option (nested dataclasses are
+not supported there), and a flat YAML file is the easiest to read and diff. Prefixes group the fields:
+`kid_*` (KID), `gen_*` (decoding of generated sequences), `lora_*`. Method fields left at None keep the
+method's defaults (see `kidsql.distill.methods`).
+
+Precedence: dataclass defaults < the YAML file (`--config`) < options given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from kidsql.errors import KidsqlError
+
+
+def _h(text: str, default: Any = dataclasses.MISSING) -> Any:
+    if default is dataclasses.MISSING:
+        return field(default=None, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class DistillConfig:
+    # what
+    method: str = _h("kid: sft, seqkd, fkd, rkd, fdistill, imitkd, gkd, gkd-fkl, gkd-rkl, gkd-jsd, kid", "kid")
+    teacher: str | None = _h("teacher model folder or hub id (not needed for sft)")
+    student: str | None = _h("student: a folder, a hub id, or tiny:<1m|4m|8m|cfg.yaml> built from scratch")
+    tokenizer: str | None = _h("tokenizer folder; default: the student folder, else <data>/tokenizer")
+    data: str | None = _h("benchmark folder (Spider/BIRD layout or JSONL)")
+    split: str = _h("training split of the benchmark", "train")
+    data_kind: str = _h("auto | spider | bird | jsonl", "auto")
+    use_evidence: bool = _h("BIRD: put the evidence hint in the prompt", True)
+    limit: int | None = _h("train on the first N examples only")
+    output_dir: str = _h("where checkpoints, the final model and train_result.json go", "runs/distill")
+    # optimisation
+    learning_rate: float = _h("peak learning rate (paper: 2e-4 with LoRA)", 2e-4)
+    num_train_epochs: float = _h("epochs (paper: 8)", 8.0)
+    max_steps: int = _h("stop after this many optimiser steps (overrides epochs when > 0)", -1)
+    per_device_train_batch_size: int = _h("examples per device per micro-batch (global = this x devices x accum)", 16)
+    gradient_accumulation_steps: int = _h("micro-batches per optimiser step", 1)
+    lr_scheduler_type: str = _h("transformers scheduler name", "linear")
+    warmup_steps: float = _h("linear warm-up: steps, or a fraction of all steps when < 1", 0.0)
+    weight_decay: float = _h("AdamW weight decay", 0.0)
+    max_grad_norm: float = _h("gradient clipping", 1.0)
+    seed: int = _h("seed of data order, initialisation and KID's masking", 0)
+    bf16: str = _h("auto (bf16 on a CUDA device that supports it) | true | false", "auto")
+    shuffle: bool = _h("shuffle training examples (off: sequential order, for reproducibility tests)", True)
+    max_prompt_tokens: int = _h("prompt token budget (paper: 1024-2048)", 1024)
+    max_sql_tokens: int = _h("SQL token budget (paper: 128-256)", 256)
+    chunk_size: int | None = _h("positions per chunk in the divergence (None: automatic)")
+    # checkpoints and logs
+    logging_steps: int = _h("log loss / tokens/s / step time every N steps", 10)
+    save_steps: int = _h("checkpoint every N steps", 500)
+    save_total_limit: int | None = _h("keep at most N checkpoints", 2)
+    resume: str | None = _h("resume: 'auto' (latest checkpoint in output_dir) or a checkpoint folder")
+    save_final: bool = _h("save the trained model to output_dir/final", True)
+    cache_dir: str | None = _h("cache of teacher-generated sequences (default: kidsql cache dir)")
+    # LoRA
+    lora: bool = _h("train LoRA adapters instead of all weights", False)
+    lora_r: int = _h("LoRA rank (paper: 64)", 64)
+    lora_alpha: int = _h("LoRA alpha (paper: 32)", 32)
+    lora_dropout: float = _h("LoRA dropout", 0.05)
+    # method overrides (None: the method's default)
+    divergence: str | None = _h("override the divergence: fkl, rkl, jsd, tvd, skl, srkl, none")
+    mle_weight: float | None = _h("override the weight of the MLE term")
+    student_fraction: float | None = _h("override GKD's lambda: fraction of on-policy batches")
+    beta: float | None = _h("JSD beta")
+    skew_alpha: float | None = _h("skew of skl/srkl")
+    temperature: float | None = _h("softmax temperature of the divergence")
+    kid_alpha: float | None = _h("KID: fraction of SQL tokens rewritten (paper: 0.2)")
+    kid_strategy: str | None = _h("KID: random | uniform | hard | easy")
+    kid_rewrite: str | None = _h("KID: argmax | sample | none")
+    kid_mask_token: str | None = _h("KID: bos | eos | unk | pad | a token string")
+    kid_kl_positions: str | None = _h("KID: all | rewritten")
+    kid_mle_on: str | None = _h("KID: imperfect (same forward, cheap) | clean (second forward)")
+    # generation of sequences
+    gen_max_new_tokens: int = _h("max new tokens of generated sequences", 128)
+    gen_temperature: float = _h("on-policy sampling temperature", 1.0)
+    gen_top_p: float = _h("on-policy nucleus sampling", 1.0)
+    gen_batch_size: int = _h("batch size of the teacher's one-off generation", 16)
+
+    def method_overrides(self) -> dict[str, Any]:
+        names = ["divergence", "mle_weight", "student_fraction", "beta", "skew_alpha", "temperature"]
+        names += [f.name for f in dataclasses.fields(self) if f.name.startswith("kid_")]
+        return {n: getattr(self, n) for n in names}
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> DistillConfig:
+    """Defaults < YAML file at `path` < `overrides`; unknown keys are a one-line error naming the file."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise KidsqlError(f"{p}: config file not found; pass an existing YAML file to --config")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise KidsqlError(f"{p}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from err
+        if not isinstance(loaded, dict):
+            raise KidsqlError(f"{p}: expected a mapping of option: value; write one 'key: value' per line")
+        values.update({k.replace("-", "_"): v for k, v in loaded.items()})
+    values.update(overrides)
+    known = {f.name for f in dataclasses.fields(DistillConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        where = f"{path}" if path is not None else "config"
+        raise KidsqlError(f"{where}: unknown option(s) {', '.join(unknown)}; see `kidsql distill --help`")
+    return DistillConfig(**values)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """Add `--config` and one option per DistillConfig field (HfArgumentParser's field rules) to `parser`.
+
+    The options default to SUPPRESS so that `given_options` sees only what the user typed: that is what lets
+    the command line override the YAML file without re-implementing a config parser.
+    """
+    from transformers import HfArgumentParser
+
+    parser.add_argument("--config", default=None, help="YAML file of options (command-line options override it)")
+    hints = get_type_hints(DistillConfig)
+    for f in dataclasses.fields(DistillConfig):
+        if f.name in skip:
+            continue
+        f = copy.copy(f)  # HfArgumentParser rewrites field.type in place; keep the class's fields intact
+        f.type = hints[f.name]
+        HfArgumentParser._parse_dataclass_field(parser, f)
+    names = {f.name for f in dataclasses.fields(DistillConfig)}
+    for action in parser._actions:
+        if action.dest in names:
+            action.default = argparse.SUPPRESS
+            action.required = False
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The DistillConfig fields present in a namespace parsed by a parser from `add_config_arguments`."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig) if hasattr(args, f.name)}

@@ -1,0 +1,152 @@
+"""A distillation method is data: where the training sequences come from, a divergence, and an MLE weight.
+
+    loss = divergence(student || teacher on the batch's sequences)  +  mle_weight * CE(student, target tokens)
+
+Fields (all methods run through the one trainer in `kidsql.distill.trainer`):
+* `sequences`: "gold" (the dataset's SQL), "teacher" (generated once by the teacher before training, cached),
+  or "imperfect" (KID: gold with a fraction of tokens rewritten by the student itself, every batch).
+* `student_fraction` (GKD's lambda): the fraction of batches whose sequences are instead sampled on-policy
+  from the current student. The coin is flipped once per micro-batch, identically on every process.
+* `divergence`: a name of `kidsql.distill.divergences` or None (no teacher term: SFT/SeqKD).
+* `mle_weight`: weight of the cross-entropy term. It is applied on batches whose targets are trustworthy
+  (gold, teacher-generated, KID's gold targets) and skipped on student-sampled batches (CE on the student's
+  own samples would only reinforce them). The paper gives the baselines on gold data the MLE term "for
+  fairness", hence 1 for FKD/RKD/ImitKD/GKD/KID.
+
+Named configurations and how they read the papers:
+* sft      gold, CE only.
+* seqkd    teacher-generated, CE only: sequence-level KD (Kim & Rush 2016) is SFT on the teacher's outputs.
+* fkd/rkd  gold, FKL / RKL + MLE 1 (word-level KD).
+* fdistill teacher-generated and student-generated sequences (half of the batches each), TVD, no MLE
+           (f-distill trains on model samples only; it has no gold term).
+* imitkd   gold mixed with student samples (half of the batches each, a fixed mix instead of ImitKD's
+           annealed schedule), FKL + MLE 1.
+* gkd      on-policy student samples on lambda = 0.5 of the batches, else gold; JSD(beta = 0.5) + MLE 1 on the
+           gold batches. Variants gkd-fkl, gkd-rkl, gkd-jsd.
+* kid      imperfect gold (alpha 0.2, random, argmax rewrite, BOS as mask token), RKL over all SQL positions,
+           MLE 1 computed on the same forward (`mle_on="imperfect"`, see `ImperfectOptions`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from kidsql.errors import KidsqlError
+
+SEQUENCE_SOURCES = ("gold", "teacher", "imperfect")
+STRATEGIES = ("random", "uniform", "hard", "easy")
+REWRITES = ("argmax", "sample", "none")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise KidsqlError(message)
+
+
+@dataclass(frozen=True)
+class ImperfectOptions:
+    """KID's knobs. The paper fixes alpha and the strategy; the rest it leaves open, so each is an option.
+
+    * `mask_token`: "bos" (the paper's `<s>`), "eos", "unk", "pad" or a literal token string.
+    * `rewrite`: "argmax" (default; the student's most likely token), "sample" (from its distribution), or
+      "none" (keep the mask token: the paper's masking-only ablation).
+    * `kl_positions`: "all" SQL positions (the paper's equation) or only the "rewritten" ones (the positions
+      whose token was rewritten: the teacher's distribution where the student had to guess).
+    * `mle_on`: "imperfect" (default) computes the MLE term on the SAME student forward over (x, y_hat) with the
+      gold tokens as targets, which costs nothing extra; "clean" runs a second student forward+backward on the
+      clean (x, y), the literal reading of the paper's "CE on the clean y", at about one more RKD step of cost.
+      The cheap default also reads as "learn to recover from your own mistakes": the prefix is imperfect, the
+      targets are gold. `benchmarks/step_time.py` measures both.
+    """
+
+    alpha: float = 0.2
+    strategy: str = "random"
+    rewrite: str = "argmax"
+    mask_token: str = "bos"
+    kl_positions: str = "all"
+    mle_on: str = "imperfect"
+    temperature: float = 1.0  # sampling temperature of rewrite="sample"
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.alpha <= 1.0, f"kid alpha must lie in [0, 1], got {self.alpha}")
+        _check(self.strategy in STRATEGIES, f"kid strategy {self.strategy!r} unknown; use one of {', '.join(STRATEGIES)}")
+        _check(self.rewrite in REWRITES, f"kid rewrite {self.rewrite!r} unknown; use one of {', '.join(REWRITES)}")
+        _check(self.kl_positions in ("all", "rewritten"), f"kid kl_positions {self.kl_positions!r}: use all or rewritten")
+        _check(self.mle_on in ("imperfect", "clean"), f"kid mle_on {self.mle_on!r}: use imperfect or clean")
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Decoding for generated sequences (teacher-generated once, student-generated on-policy)."""
+
+    max_new_tokens: int = 128
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    sequences: str = "gold"
+    divergence: str | None = None
+    mle_weight: float = 1.0
+    student_fraction: float = 0.0
+    beta: float = 0.5  # GKD's JSD weight
+    skew_alpha: float = 0.1  # DistiLLM's skew for skl/srkl
+    temperature: float = 1.0
+    imperfect: ImperfectOptions = field(default_factory=ImperfectOptions)
+
+    def __post_init__(self) -> None:
+        from kidsql.distill.divergences import DIVERGENCES
+
+        _check(self.sequences in SEQUENCE_SOURCES, f"sequences {self.sequences!r} unknown; use one of {', '.join(SEQUENCE_SOURCES)}")
+        _check(self.divergence is None or self.divergence in DIVERGENCES,
+               f"divergence {self.divergence!r} unknown; use one of {', '.join(DIVERGENCES)}")
+        _check(0.0 <= self.student_fraction <= 1.0, f"student_fraction must lie in [0, 1], got {self.student_fraction}")
+        _check(self.divergence is not None or self.mle_weight > 0, f"method {self.name}: no divergence and mle_weight 0 leaves no loss")
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.divergence is not None or self.sequences == "teacher"
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("sft"),
+        Method("seqkd", sequences="teacher"),
+        Method("fkd", divergence="fkl"),
+        Method("rkd", divergence="rkl"),
+        Method("fdistill", sequences="teacher", student_fraction=0.5, divergence="tvd", mle_weight=0.0),
+        Method("imitkd", student_fraction=0.5, divergence="fkl"),
+        Method("gkd", student_fraction=0.5, divergence="jsd", beta=0.5),
+        Method("gkd-fkl", student_fraction=0.5, divergence="fkl"),
+        Method("gkd-rkl", student_fraction=0.5, divergence="rkl"),
+        Method("gkd-jsd", student_fraction=0.5, divergence="jsd", beta=0.5),
+        Method("kid", sequences="imperfect", divergence="rkl"),
+    ]
+}
+
+
+def get_method(name: str, **overrides: Any) -> Method:
+    """A named method with some fields replaced; `kid_<field>` keys override its `ImperfectOptions`.
+
+    None values are ignored so that unset command-line options keep the method's defaults.
+    """
+    key = name.lower()
+    if key not in METHODS:
+        raise KidsqlError(f"unknown method {name!r}; use one of {', '.join(METHODS)}")
+    base = METHODS[key]
+    kid = {k[4:]: v for k, v in overrides.items() if k.startswith("kid_") and v is not None}
+    plain = {k: v for k, v in overrides.items() if not k.startswith("kid_") and v is not None}
+    known = {f.name for f in dataclasses.fields(Method)} - {"name", "imperfect"}
+    unknown = sorted(set(plain) - known) + sorted(f"kid_{k}" for k in set(kid) - {f.name for f in dataclasses.fields(ImperfectOptions)})
+    if unknown:
+        raise KidsqlError(f"method {name}: unknown override(s) {', '.join(unknown)}; see kidsql.distill.methods.Method")
+    if plain.get("divergence") in ("none", "ce"):
+        plain["divergence"] = None
+    return dataclasses.replace(base, imperfect=dataclasses.replace(base.imperfect, **kid), **plain)

@@ -1,0 +1,230 @@
+"""Where training sequences come from: gold, teacher-generated, student-generated, and KID's imperfect rewrite.
+
+Every source returns the same layout as `kidsql.distill.batches` (right-padded `input_ids`, `attention_mask`,
+`sql_mask`), so the trainer computes one loss whatever the source. Gold needs nothing: it is the batch.
+
+Logit alignment, used throughout: the distribution over token t is read from the logits at position t - 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from kidsql.errors import KidsqlError
+
+# --------------------------------------------------------------------------------------------- KID (imperfect)
+
+
+def num_to_rewrite(n_sql_tokens: int, alpha: float) -> int:
+    """round(alpha * n), rounding halves up (Python's round() would round 0.5 to even: 2.5 -> 2)."""
+    return int(math.floor(alpha * n_sql_tokens + 0.5))
+
+
+def choose_positions(
+    eligible: Tensor, k: Tensor, strategy: str, *, entropy: Tensor | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    """Bool [B, T]: exactly k[b] of the eligible positions of row b, picked by `strategy`.
+
+    random: uniformly at random; uniform: evenly spaced over the row's eligible positions; hard / easy: the
+    positions with the highest / lowest `entropy` (ties broken by position, first wins).
+    """
+    chosen = torch.zeros_like(eligible, dtype=torch.bool)
+    if strategy == "uniform":
+        for b in range(eligible.shape[0]):
+            idx = eligible[b].nonzero().squeeze(1)
+            n, kb = len(idx), int(k[b])
+            if kb:
+                chosen[b, idx[[int((i + 0.5) * n / kb) for i in range(kb)]]] = True
+        return chosen
+    if strategy == "random":
+        scores = torch.rand(eligible.shape, generator=generator, device=eligible.device)
+    elif strategy in ("hard", "easy"):
+        if entropy is None:
+            raise KidsqlError(f"KID strategy {strategy} needs the student's entropy on the gold tokens")
+        scores = entropy.float() if strategy == "hard" else -entropy.float()
+    else:
+        raise KidsqlError(f"KID strategy {strategy!r} unknown; use random, uniform, hard or easy")
+    scores = scores.masked_fill(~eligible, float("-inf"))
+    rank = scores.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
+    return (rank < k[:, None]) & eligible
+
+
+def token_entropy(logits: Tensor) -> Tensor:
+    """[B, T] entropy of the distribution over token t (from logits at t - 1); position 0 gets 0."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    ent = -(logp.exp() * logp).sum(-1)
+    return torch.cat([torch.zeros_like(ent[:, :1]), ent], dim=1)
+
+
+@torch.no_grad()
+def imperfect_sequences(
+    student: Any,
+    input_ids: Tensor,
+    sql_mask: Tensor,
+    *,
+    alpha: float,
+    strategy: str = "random",
+    mask_token_id: int,
+    rewrite: str = "argmax",
+    generator: torch.Generator | None = None,
+    attention_mask: Tensor | None = None,
+    eos_token_id: int | None = None,
+    vocab_size: int | None = None,
+    temperature: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """KID's y_hat: gold SQL with round(alpha * |SQL|) tokens per example rewritten by the student itself.
+
+    1. mask: pick the positions among the SQL tokens (never the prompt; never the final EOS, which only marks the
+       end: |SQL| counts the SQL tokens without it) and put `mask_token_id` there;
+    2. predict: ONE teacher-forced student forward over (x, masked y), without gradient (this function runs
+       under no_grad); the prediction for position t is read from the logits at t - 1 (only the logits at
+       those positions are computed, via `logits_to_keep`);
+    3. rewrite: put the predictions (argmax, or a sample at `temperature`) into the chosen positions.
+    Returns (y_hat ids [B, T], chosen positions [B, T] bool). Every unchosen position keeps its gold token.
+    "hard"/"easy" cost one more no-grad forward (the student's entropy on the gold y). `vocab_size` restricts
+    predictions to the ids the tokenizer knows (models may pad their output layer); rewrite="none" returns the
+    masked sequence (the paper's masking-only ablation).
+    """
+    eligible = sql_mask.bool()
+    if eos_token_id is not None:
+        eligible &= input_ids != eos_token_id
+    eligible[:, 0] = False  # position 0 has no logits before it to predict from
+    k = torch.tensor([num_to_rewrite(int(n), alpha) for n in eligible.sum(1)], device=input_ids.device)
+
+    def forward(ids: Tensor) -> Tensor:
+        return student(input_ids=ids, attention_mask=attention_mask).logits[..., :vocab_size]
+
+    entropy = token_entropy(forward(input_ids)) if strategy in ("hard", "easy") else None
+    chosen = choose_positions(eligible, k, strategy, entropy=entropy, generator=generator)
+    masked = input_ids.masked_fill(chosen, mask_token_id)
+    if rewrite == "none" or not chosen.any():
+        return masked, chosen
+    need = chosen[:, 1:].any(0).nonzero().squeeze(1)  # logit positions t - 1 of the chosen tokens t
+    step = logits_at(student, masked, attention_mask, need)[..., :vocab_size].float()  # [B, len(need), V]
+    if rewrite == "argmax":
+        pred_need = step.argmax(-1)
+    elif rewrite == "sample":
+        probs = torch.softmax(step / temperature, dim=-1).flatten(0, 1)
+        pred_need = torch.multinomial(probs, 1, generator=generator).view(step.shape[:2])
+    else:
+        raise KidsqlError(f"KID rewrite {rewrite!r} unknown; use argmax, sample or none")
+    pred = torch.zeros_like(input_ids[:, 1:])
+    pred[:, need] = pred_need  # pred[:, t - 1] is the prediction for token t
+    y_hat = input_ids.clone()
+    y_hat[:, 1:] = torch.where(chosen[:, 1:], pred, input_ids[:, 1:])
+    return y_hat, chosen
+
+
+def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor) -> Tensor:
+    """Logits at `positions` only: the output layer is a large share of a small model's forward, and the rewrite
+    needs about alpha of the positions. Uses Hugging Face's `logits_to_keep` (index tensor); models without it
+    compute every position and are sliced."""
+    try:
+        return model(input_ids=ids, attention_mask=attention_mask, logits_to_keep=positions).logits
+    except TypeError:
+        return model(input_ids=ids, attention_mask=attention_mask).logits[:, positions]
+
+
+# ------------------------------------------------------------------------------- student-generated (on-policy)
+
+
+def split_prompts(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int) -> tuple[Tensor, Tensor]:
+    """Left-padded prompts (the non-SQL prefix of each row) for generation: (ids, attention_mask)."""
+    lengths = (attention_mask.bool() & ~sql_mask.bool()).sum(1).tolist()
+    width = max(lengths)
+    ids = input_ids.new_full((len(lengths), width), pad_token_id)
+    attn = torch.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        ids[b, width - n:] = input_ids[b, :n]
+        attn[b, width - n:] = 1
+    return ids, attn
+
+
+def join_continuations(
+    prompt_ids: Tensor, prompt_attn: Tensor, generated: Tensor, *, eos_token_id: int, pad_token_id: int
+) -> dict[str, Tensor]:
+    """Right-padded `prompt + generated (up to and including its first EOS)` rows, with the new tokens as SQL."""
+    rows, masks = [], []
+    for b in range(prompt_ids.shape[0]):
+        prompt = prompt_ids[b][prompt_attn[b].bool()]
+        gen = generated[b]
+        stops = (gen == eos_token_id).nonzero()
+        gen = gen[: int(stops[0]) + 1] if len(stops) else gen
+        rows.append(torch.cat([prompt, gen]))
+        masks.append(torch.cat([torch.zeros_like(prompt, dtype=torch.bool), torch.ones_like(gen, dtype=torch.bool)]))
+    width = max(len(r) for r in rows)
+    ids = prompt_ids.new_full((len(rows), width), pad_token_id)
+    attn, sql = torch.zeros_like(ids), torch.zeros_like(ids, dtype=torch.bool)
+    for b, (r, m) in enumerate(zip(rows, masks)):
+        ids[b, : len(r)], attn[b, : len(r)], sql[b, : len(r)] = r, 1, m
+    return {"input_ids": ids, "attention_mask": attn, "sql_mask": sql}
+
+
+@torch.no_grad()
+def student_generated(model: Any, batch: dict[str, Tensor], gen: Any, *, eos_token_id: int, pad_token_id: int) -> dict[str, Tensor]:
+    """The batch's prompts, continued by sampling from the current student (GKD's on-policy sequences).
+
+    `model` is the plain model (the trainer unwraps DDP first: generation must not go through DDP's forward
+    hooks). It is put in eval mode for decoding (no dropout while sampling) and restored afterwards.
+    """
+    from kidsql.generate import generate_ids
+
+    prompt_ids, prompt_attn = split_prompts(batch["input_ids"], batch["attention_mask"], batch["sql_mask"], pad_token_id)
+    was_training = model.training
+    model.eval()
+    try:
+        new = generate_ids(
+            model, prompt_ids, prompt_attn, max_new_tokens=gen.max_new_tokens, eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id, do_sample=gen.do_sample, temperature=gen.temperature, top_p=gen.top_p,
+        )
+    finally:
+        model.train(was_training)
+    return join_continuations(prompt_ids, prompt_attn, new, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+
+
+# ------------------------------------------------------------------------------------------ teacher-generated
+
+
+def model_fingerprint(spec: str) -> str:
+    """Identity of a model for cache keys: the spec, plus every file's name, size and mtime for a folder."""
+    path = Path(spec)
+    if not path.is_dir():
+        return spec
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return spec + "|" + ";".join(f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
+def teacher_generated_sql(
+    teacher: Any, tokenizer: Any, prompts: list[str], gen: Any, *, fingerprint: str, cache_dir: Path
+) -> list[str]:
+    """The teacher's SQL for every prompt, generated once and cached on disk.
+
+    The cache key is the teacher's fingerprint + the prompts + the generation options, so a retrained teacher,
+    other data, or other decoding settings never reuse stale sequences. Sampling is seeded by the caller.
+    """
+    from dataclasses import asdict
+
+    key_src = json.dumps({"teacher": fingerprint, "prompts": prompts, "gen": asdict(gen)}, sort_keys=True)
+    path = Path(cache_dir) / "teacher_sequences" / f"{hashlib.sha256(key_src.encode()).hexdigest()[:24]}.json"
+    if path.is_file():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if len(cached) == len(prompts):
+            return cached
+    from kidsql.generate import generate_sql
+
+    sqls = generate_sql(
+        teacher, tokenizer, prompts, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
+        do_sample=gen.do_sample, temperature=gen.temperature, top_p=gen.top_p,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sqls, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    return sqls

@@ -1,0 +1,414 @@
+"""One trainer for every method: a `transformers.Trainer` whose `compute_loss` combines a sequence source, a
+divergence to the teacher, and the MLE term (see `kidsql.distill.methods`).
+
+Being a plain `Trainer` subclass (like TRL's GKDTrainer) is what makes `accelerate launch` run it unchanged on
+several GPUs (DDP, FSDP, DeepSpeed) with gradient accumulation, bf16, checkpoints and `resume_from_checkpoint`.
+The teacher is frozen, in eval mode, and placed by accelerate on the student's device (`prepare_model(...,
+evaluation_mode=True)`; under DeepSpeed it gets its own inference engine, as TRL does).
+
+Loss normalisation. Each term is a per-token mean over the SQL positions of the GLOBAL batch: every process sums
+its per-position losses, the per-term token counts are gathered from all processes, and the local sum is divided
+by the global count and multiplied by the number of processes (DDP averages gradients over processes). So a run
+on 2 processes with per-device batch b computes the same loss and gradients as 1 process with batch 2b. Within
+gradient accumulation, micro-batches are averaged (the Trainer divides by the accumulation steps); counts are not
+known in advance there because on-policy methods generate their sequences inside the step.
+
+KID's cost. RKD = one student forward+backward + one teacher forward. KID adds one no-grad student forward (the
+rewrite). Its MLE term reuses the student's forward over (x, y_hat) with the gold tokens as targets
+(`mle_on="imperfect"`, default); `mle_on="clean"` puts (x, y_hat) and (x, y) in ONE forward of a doubled batch
+(one backward, DDP-safe) instead of two separate forwards.
+
+Logits are computed only at the positions some loss reads (the SQL span of the batch, via Hugging Face's
+`logits_to_keep`): with prompts of ~400 tokens and SQL of ~20, the output layer over the prompt was most of a
+small model's cost, and with a 150k vocabulary it is most of the activation memory.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ProgressCallback
+
+from kidsql.distill.config import DistillConfig
+from kidsql.distill.divergences import cross_entropy, divergence
+from kidsql.distill.methods import GenerationOptions, Method, get_method
+from kidsql.distill.sequences import imperfect_sequences, logits_at, student_generated
+from kidsql.errors import KidsqlError
+
+
+@dataclass
+class TrainResult:
+    """What a run produced, for the demo/bench code and `train_result.json`."""
+
+    output_dir: Path
+    model_dir: Path | None
+    method: str
+    final_loss: float | None
+    steps: int
+    mean_step_time_s: float | None
+    tokens_per_s: float | None
+    peak_memory_mb: float | None
+    peak_memory_kind: str
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["output_dir"], d["model_dir"] = str(self.output_dir), str(self.model_dir) if self.model_dir else None
+        return json.dumps(d, indent=1)
+
+
+class SpeedMeter(TrainerCallback):
+    """Wall time per optimiser step and tokens processed, for the logs, the progress bar and `TrainResult`."""
+
+    def __init__(self) -> None:
+        self.step_times: list[float] = []
+        self.tokens = 0
+        self._t0 = 0.0
+        self._log_steps: list[float] = []
+        self._log_tokens = 0
+
+    def add_tokens(self, n: int) -> None:
+        self.tokens += n
+        self._log_tokens += n
+
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - TrainerCallback signature
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - self._t0
+        self.step_times.append(dt)
+        self._log_steps.append(dt)
+
+    def log_fields(self, world_size: int) -> dict[str, float]:
+        """Mean step time and tokens/s since the previous log (tokens/s scaled to all processes)."""
+        if not self._log_steps:
+            return {}
+        spent = sum(self._log_steps)
+        out = {"step_time_s": spent / len(self._log_steps), "tokens_per_s": self._log_tokens * world_size / max(spent, 1e-9)}
+        self._log_steps, self._log_tokens = [], 0
+        return out
+
+    def mean_step_time(self) -> float | None:
+        """Mean over steps, the first (warm-up: allocations, lazy init) excluded when there are others."""
+        times = self.step_times[1:] or self.step_times
+        return sum(times) / len(times) if times else None
+
+
+class DistillTrainer(Trainer):
+    """`Trainer` + a `Method` + a frozen teacher. Inputs are `kidsql.distill.batches.SqlCollator` batches."""
+
+    def __init__(
+        self,
+        *args: Any,
+        method: Method,
+        teacher: Any = None,
+        generation: GenerationOptions | None = None,
+        mask_token_id: int | None = None,
+        vocab_size: int | None = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.speed = SpeedMeter()
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.speed]
+        super().__init__(*args, **kwargs)
+        if method.needs_teacher and teacher is None:
+            raise KidsqlError(f"method {method.name} needs a teacher; pass --teacher")
+        tok = self.processing_class
+        self.method, self.generation = method, generation or GenerationOptions()
+        self.eos_id, self.pad_id = tok.eos_token_id, tok.pad_token_id
+        self.mask_token_id, self.vocab_size, self.chunk_size = mask_token_id, vocab_size, chunk_size
+        if method.sequences == "imperfect" and mask_token_id is None:
+            raise KidsqlError("KID needs a mask token id (kid_mask_token: bos, eos, unk, pad or a token string)")
+        self.loss_is_scaled_for_ga = False  # we normalise per micro-batch; let Trainer divide by accumulation steps
+        self.teacher = self._prepare_teacher(teacher) if teacher is not None else None
+        self._micro = (-1, 0)  # (global step, micro-batch index within it): seeds for KID masking and GKD's coin
+
+    def _prepare_teacher(self, teacher: Any) -> Any:
+        teacher.eval()
+        teacher.requires_grad_(False)
+        if self.is_deepspeed_enabled:
+            return _deepspeed_inference(teacher, self.accelerator)
+        return self.accelerator.prepare_model(teacher, evaluation_mode=True)
+
+    # ------------------------------------------------------------------------------------------------ seeds
+    def _next_seed(self) -> int:
+        """A seed unique to (run seed, step, micro-batch): identical after a resume, identical on every process."""
+        step, micro = self._micro
+        self._micro = (step, micro + 1) if step == self.state.global_step else (self.state.global_step, 0)
+        return (self.args.seed * 1_000_003 + self._micro[0] * 1009 + self._micro[1]) % (2**63)
+
+    # ------------------------------------------------------------------------------------------- sequences
+    def _sequences(self, model: Any, inputs: dict[str, torch.Tensor], seed: int) -> dict[str, Any]:
+        """The sequences this micro-batch trains on, with the positions of each loss term and the MLE targets."""
+        m, ids, attn, sql = self.method, inputs["input_ids"], inputs["attention_mask"], inputs["sql_mask"].bool()
+        if m.student_fraction > 0 and random.Random(seed).random() < m.student_fraction:
+            s = student_generated(self.accelerator.unwrap_model(model), inputs, self.generation,
+                                  eos_token_id=self.eos_id, pad_token_id=self.pad_id)
+            return {"ids": s["input_ids"], "attn": s["attention_mask"], "kl": s["sql_mask"], "mle": None}
+        if m.sequences != "imperfect":
+            return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql)}
+        o = m.imperfect
+        gen = torch.Generator(device=ids.device).manual_seed(seed + self.accelerator.process_index)
+        y_hat, chosen = imperfect_sequences(
+            model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
+            generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,
+            temperature=o.temperature,
+        )
+        return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
+                "clean": o.mle_on == "clean"}
+
+    # ------------------------------------------------------------------------------------------------ loss
+    def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        m, v = self.method, self.vocab_size
+        seq = self._sequences(model, inputs, self._next_seed())
+        ids, attn = seq["ids"], seq["attn"]
+        kl_mask = seq["kl"][:, 1:]
+        mle_mask = seq["mle"][1][:, 1:] if seq["mle"] is not None else torch.zeros_like(kl_mask)
+        # only the logit positions some loss reads (the SQL span): the output layer over the prompt is pure waste
+        keep = (kl_mask | mle_mask).any(0).nonzero().squeeze(1)
+        kl_mask, mle_mask = kl_mask[:, keep], mle_mask[:, keep]
+        clean = seq.get("clean", False) and m.mle_weight > 0
+        if clean:  # (x, y_hat) and (x, y) in one forward: one backward, no double DDP forward
+            logits = logits_at(model, torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn]), keep)
+            student, clean_student = logits[: len(ids), :, :v], logits[len(ids):, :, :v]
+        else:
+            student = logits_at(model, ids, attn, keep)[..., :v]
+        self.speed.add_tokens(int(attn.sum()) * (2 if clean else 1))
+
+        zero = student.sum() * 0.0  # keeps the graph (and DDP's reducer) happy when a term is absent
+        sums, counts = [zero, zero], [0, 0]
+        if m.divergence is not None:
+            with torch.no_grad():
+                teacher = logits_at(self.teacher, ids, attn, keep)[..., :v]
+            n = int(kl_mask.sum())
+            sums[0] = divergence(m.divergence, student, teacher, kl_mask, temperature=m.temperature, beta=m.beta,
+                                 alpha=m.skew_alpha, chunk_size=self.chunk_size) * n
+            counts[0] = n
+        if m.mle_weight > 0 and seq["mle"] is not None:
+            targets = seq["mle"][0][:, 1:][:, keep]
+            n = int(mle_mask.sum())
+            sums[1] = cross_entropy(clean_student if clean else student, targets, mle_mask, chunk_size=self.chunk_size) * n
+            counts[1] = n
+        total = self.accelerator.gather(torch.tensor([counts], dtype=torch.float64, device=student.device)).sum(0)
+        world = self.accelerator.num_processes
+        loss = (sums[0] / total[0].clamp(min=1) + m.mle_weight * sums[1] / total[1].clamp(min=1)) * world
+        return (loss, {"logits": student}) if return_outputs else loss
+
+    # ------------------------------------------------------------------------------------------------- logs
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """Adds step time and tokens/s to the training logs and shows them in the progress bar."""
+        if "loss" in logs:
+            logs.update(self.speed.log_fields(self.accelerator.num_processes))
+            for cb in self.callback_handler.callbacks:
+                if isinstance(cb, ProgressCallback) and getattr(cb, "training_bar", None) is not None:
+                    cb.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", step_s=f"{logs.get('step_time_s', 0):.3f}",
+                                                tok_s=f"{logs.get('tokens_per_s', 0):.0f}")
+        super().log(logs, *args, **kwargs)
+
+
+def _deepspeed_inference(model: Any, accelerator: Any) -> Any:
+    """The teacher as a DeepSpeed inference engine with the student's ZeRO config (ZeRO-3 shards it too), as TRL."""
+    import copy
+
+    import deepspeed
+
+    cfg = copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)
+    if cfg.get("zero_optimization", {}).get("stage") != 3:
+        cfg["zero_optimization"] = {"stage": 0}
+    cfg.pop("optimizer", None)
+    cfg.pop("scheduler", None)
+    engine, *_ = deepspeed.initialize(model=model, config=cfg)
+    engine.eval()
+    return engine
+
+
+# ------------------------------------------------------------------------------------------- run_distill
+
+
+def training_arguments(config: DistillConfig, **extra: Any) -> Any:
+    """TrainingArguments from a DistillConfig (bf16 "auto": on where a CUDA device supports it)."""
+    from transformers import TrainingArguments
+
+    bf16 = {"true": True, "false": False}.get(str(config.bf16).lower())
+    if bf16 is None:
+        if str(config.bf16).lower() != "auto":
+            raise KidsqlError(f"bf16 {config.bf16!r}: use auto, true or false")
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=config.output_dir,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=bf16,
+        logging_steps=config.logging_steps,
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        train_sampling_strategy="random" if config.shuffle else "sequential",
+        remove_unused_columns=False,
+        report_to="none",
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # without it accelerate never starts a multi-process CPU (gloo) run
+        **extra,
+    )
+
+
+def mask_token_id(tokenizer: Any, name: str) -> int:
+    """KID's mask token: "bos" (the paper), "eos", "unk", "pad", or a literal token of the vocabulary."""
+    special = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "unk": tokenizer.unk_token_id,
+               "pad": tokenizer.pad_token_id}
+    tid = special[name] if name in special else tokenizer.convert_tokens_to_ids(name)
+    if tid is None or (name not in special and tid == tokenizer.unk_token_id and name != tokenizer.unk_token):
+        raise KidsqlError(f"kid_mask_token {name!r}: the tokenizer has no such token; use bos, eos, unk, pad or a vocab token")
+    return int(tid)
+
+
+def _peak_memory() -> tuple[float | None, str]:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda max_memory_allocated"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (2**20 if sys.platform == "darwin" else 2**10), "process peak RSS"
+
+
+def build_trainer(
+    config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None
+) -> DistillTrainer:
+    """Everything before `train()`: method, tokenizer, student (+LoRA), teacher (vocab-checked), data, features."""
+    from accelerate import PartialState
+    from transformers import set_seed
+
+    from kidsql.distill.batches import SqlCollator, encode_examples
+    from kidsql.distill.sequences import model_fingerprint, teacher_generated_sql
+    from kidsql.models import LoraOptions, check_vocab_compatible, load_model, load_tokenizer, shared_vocab_size
+    from kidsql.paths import cache_dir
+
+    method = get_method(config.method, **config.method_overrides())
+    for name in ("student", "data"):
+        if not getattr(config, name):
+            raise KidsqlError(f"--{name} is required (on the command line or in the --config YAML)")
+    if method.needs_teacher and not config.teacher:
+        raise KidsqlError(f"method {method.name} needs --teacher (a fine-tuned teacher folder; train one with `kidsql train`)")
+    args = training_arguments(config, **(training_args or {}))  # first: it sets up the (distributed) PartialState
+    set_seed(config.seed)
+    tokenizer = load_tokenizer(_tokenizer_spec(config))
+    lora = LoraOptions(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout) if config.lora else None
+    student = load_model(config.student, tokenizer, lora=lora, dtype="auto" if config.lora else "float32", seed=config.seed)
+    teacher, vocab = None, None
+    if method.needs_teacher:
+        teacher = load_model(config.teacher, tokenizer, dtype="auto", seed=config.seed)
+        teacher_tok = load_tokenizer(config.teacher) if _has_tokenizer(config.teacher) else tokenizer
+        check_vocab_compatible(teacher, student, teacher_tok, tokenizer)
+        vocab = shared_vocab_size(teacher, student, tokenizer)
+
+    prompts, sqls = _prompts(config, tokenizer)
+    state = PartialState()
+    if method.sequences == "teacher":
+        greedy = GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=False, batch_size=config.gen_batch_size)
+        with state.main_process_first():  # one process generates and caches, the others read the cache
+            teacher.to(state.device)
+            sqls = teacher_generated_sql(teacher, tokenizer, prompts, greedy, fingerprint=model_fingerprint(config.teacher),
+                                         cache_dir=Path(config.cache_dir) if config.cache_dir else cache_dir())
+    features = encode_examples(tokenizer, prompts, sqls, max_prompt_tokens=config.max_prompt_tokens,
+                               max_sql_tokens=config.max_sql_tokens)
+    return DistillTrainer(
+        model=student, args=args, train_dataset=features,
+        data_collator=SqlCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
+        method=method, teacher=teacher, vocab_size=vocab, chunk_size=config.chunk_size,
+        generation=GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=True,
+                                     temperature=config.gen_temperature, top_p=config.gen_top_p),
+        mask_token_id=mask_token_id(tokenizer, method.imperfect.mask_token) if method.sequences == "imperfect" else None,
+    )
+
+
+def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None) -> TrainResult:
+    """Train per `config` (resuming when `config.resume` says so); save `output_dir/final` and `train_result.json`."""
+    trainer = build_trainer(config, callbacks=callbacks, training_args=training_args)
+    resume = config.resume
+    if resume == "auto":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
+    trainer.train(resume_from_checkpoint=resume)
+    out = Path(config.output_dir)
+    model_dir = out / "final" if config.save_final else None
+    if model_dir is not None:
+        trainer.save_model(str(model_dir))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    peak, kind = _peak_memory()
+    world = trainer.accelerator.num_processes
+    result = TrainResult(
+        output_dir=out, model_dir=model_dir, method=trainer.method.name, final_loss=losses[-1] if losses else None,
+        steps=trainer.state.global_step, mean_step_time_s=trainer.speed.mean_step_time(),
+        tokens_per_s=_tokens_per_s(trainer.speed, world), peak_memory_mb=peak, peak_memory_kind=kind,
+        log_history=list(trainer.state.log_history),
+    )
+    if trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_result.json").write_text(result.to_json(), encoding="utf-8")
+    return result
+
+
+def _tokens_per_s(speed: SpeedMeter, world: int) -> float | None:
+    spent = sum(speed.step_times)
+    return speed.tokens * world / spent if spent > 0 else None
+
+
+def _has_tokenizer(spec: str) -> bool:
+    p = Path(spec)
+    return p.is_dir() and any((p / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
+
+
+def _tokenizer_spec(config: DistillConfig) -> str:
+    """--tokenizer, else the student folder when it holds one, else `<data>/tokenizer` (the embedded benchmark's)."""
+    if config.tokenizer:
+        return config.tokenizer
+    if config.student and _has_tokenizer(config.student):
+        return config.student
+    bench_tok = Path(config.data) / "tokenizer"
+    if bench_tok.is_dir():
+        return str(bench_tok)
+    if config.student and not config.student.startswith("tiny:"):
+        return config.student  # a hub id
+    raise KidsqlError(f"no tokenizer for {config.student}: pass --tokenizer DIR (or put one in {bench_tok})")
+
+
+def _prompts(config: DistillConfig, tokenizer: Any) -> tuple[list[str], list[str]]:
+    """Prompts (fitted to the real tokenizer's budget) and gold SQL of the training split."""
+    from tqdm.auto import tqdm
+
+    from kidsql.data.load import load_benchmark
+    from kidsql.prompts import PromptOptions, build_prompt
+
+    bench = load_benchmark(Path(config.data), config.split, kind=config.data_kind, use_evidence=config.use_evidence)
+    examples = bench.examples[: config.limit] if config.limit else bench.examples
+    if not examples:
+        raise KidsqlError(f"{config.data}: split {config.split!r} has no examples; pick another --split")
+    options = PromptOptions(max_prompt_tokens=config.max_prompt_tokens,
+                            count_tokens=lambda text: len(tokenizer(text)["input_ids"]))
+    prompts = [build_prompt(e, bench.schemas[e.db_id], bench.db_path(e.db_id), options)
+               for e in tqdm(examples, desc="prompts", unit="ex", disable=len(examples) < 200)]
+    return prompts, [e.sql for e in examples]
+
