@@ -1,13 +1,157 @@
-"""`kidsql demo` (placeholder until its module lands)."""
+"""`kidsql demo`: the main job on the embedded benchmark, on a CPU, in minutes.
+
+Teacher (SFT, cached and reused across runs) -> students distilled with SFT, RKD and KID at the same budget ->
+every model scored on dev by execution (EX, TS on the test-suite instances, EM) -> a table, a one-line
+conclusion computed from the numbers, and `report.md` + `report.json` in `--out`.
+
+Overwrite policy: an `--out` folder that already holds a report is refused unless `--force` is given; with
+`--force` the demo's student runs there are deleted and trained again (the cached teacher is still reused).
+The sizes/steps are the defaults of `kidsql.pipeline.RunConfig` (one place to tune them); every field can be
+set in a YAML file (`--config`) and overridden on the command line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kidsql.errors import KidsqlError
+from kidsql.pipeline import RunConfig, config_field, add_dataclass_arguments, given_fields, load_dataclass
+
+
+@dataclass
+class DemoConfig(RunConfig):
+    methods: str = config_field("comma list of student methods (same teacher, student and budget)", "sft,rkd,kid")
+    force: bool = config_field("replace an existing report (and the demo's students) in --out", False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_dataclass_arguments(parser, DemoConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("kidsql demo is not implemented yet")
+    cfg = load_dataclass(DemoConfig, getattr(args, "config", None), **given_fields(args, DemoConfig))
+    report = run_demo(cfg)
+    print(report["markdown_table"], end="")
+    print(report["conclusion"])
+    print(f"wrote {Path(cfg.out) / 'report.md'} and {Path(cfg.out) / 'report.json'}")
+    return 0
+
+
+def parse_methods(text: str) -> list[str]:
+    """Method names from a comma list, checked against `kidsql.distill.methods` before any training."""
+    from kidsql.distill.methods import get_method
+
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    if not names:
+        raise KidsqlError("--methods is empty; give a comma list such as sft,rkd,kid")
+    for name in names:
+        get_method(name)
+    return list(dict.fromkeys(names))
+
+
+def conclusion(ex_by_method: dict[str, float | None], teacher_ex: float | None, focus: str = "kid") -> str:
+    """One sentence from the numbers: how `focus` compares with every other student, and the teacher."""
+    teacher = f"teacher {teacher_ex:.1f} EX" if teacher_ex is not None else "teacher not scored"
+    known = {m: v for m, v in ex_by_method.items() if v is not None}
+    if focus not in known:
+        if not known:
+            return f"No student was scored; {teacher}."
+        best = max(known, key=known.get)
+        return f"Best student: {best.upper()} with {known[best]:.1f} EX; {teacher}."
+    mine = known[focus]
+    parts = []
+    for other, value in known.items():
+        if other == focus:
+            continue
+        delta = round(mine - value, 1)
+        verb = "beats" if delta > 0 else "trails" if delta < 0 else "ties"
+        parts.append(f"{verb} {other.upper()}" + ("" if delta == 0 else f" by {delta:+.1f} EX"))
+    body = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts) or "is the only student"
+    return f"{focus.upper()} ({mine:.1f} EX) {body}; {teacher}."
+
+
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+    """Run the demo per `cfg`; returns what report.json holds (plus the Markdown table)."""
+    from kidsql import pipeline as P
+    from kidsql.report import markdown_table, relative, write_json, write_text_atomic
+
+    out = Path(cfg.out)
+    if ((out / "report.md").exists() or (out / "report.json").exists()) and not cfg.force:
+        raise KidsqlError(f"{out}/report.md already exists; pass --force to replace it or choose another --out")
+    methods = parse_methods(cfg.methods)
+    stages = P.Stages(3 + len(methods))
+
+    stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
+    bench = P.resolve_benchmark(cfg)
+    stages(f"teacher ({cfg.teacher}, sft)")
+    teacher_dir = P.ensure_teacher(bench, cfg.teacher, P.teacher_budget(cfg), seed=cfg.seed)
+
+    trained: dict[str, Any] = {}
+    for method in methods:
+        stages(f"distil student ({method})")
+        run_dir = out / "students" / method
+        if cfg.force and run_dir.exists():
+            shutil.rmtree(run_dir)
+        trained[method] = P.train_student(bench, method, cfg.student, teacher_dir, run_dir, P.student_budget(cfg),
+                                          seed=cfg.seed)
+
+    stages("evaluate teacher and students on dev (execution)")
+    models = [("teacher", teacher_dir)] + [(m, r.model_dir) for m, r in trained.items()]
+    scored: dict[str, dict[str, Any]] = {}
+    for name, model_dir in models:
+        preds = P.predict(model_dir, bench, "dev", cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
+                          batch_size=cfg.gen_batch_size, max_prompt_tokens=cfg.max_prompt_tokens)
+        pred_file = write_json(out / "predictions" / f"{name}_dev.json", preds)
+        report = P.score(bench, "dev", preds, limit=cfg.eval_limit, workers=cfg.eval_workers)
+        scored[name] = {"metrics": P.summary_metrics(report), "predictions": str(pred_file), "model_dir": str(model_dir)}
+
+    sft_time = trained["sft"].mean_step_time_s if "sft" in trained else None
+    students = {}
+    for method, res in trained.items():
+        students[method] = {
+            **scored[method], "mean_step_time_s": res.mean_step_time_s,
+            "step_time_vs_sft": relative(res.mean_step_time_s, sft_time), "tokens_per_s": res.tokens_per_s,
+            "peak_memory_mb": res.peak_memory_mb, "peak_memory_kind": res.peak_memory_kind, "steps": res.steps,
+            "final_loss": res.final_loss,
+        }
+    rows = [_row(f"teacher {cfg.teacher}", "sft", scored["teacher"]["metrics"], None)]
+    rows += [_row(f"student {cfg.student}", m, s["metrics"], s["step_time_vs_sft"]) for m, s in students.items()]
+    table = markdown_table(["model", "method", "EX", "TS", "EM", "step time vs SFT"], rows, numeric_from=2)
+    sentence = conclusion({m: s["metrics"]["ex"] for m, s in students.items()}, scored["teacher"]["metrics"]["ex"])
+
+    data = {
+        "kind": "demo", "environment": P.environment(), "config": dataclasses.asdict(cfg), "benchmark": str(bench),
+        "split": "dev", "eval_limit": cfg.eval_limit,
+        "teacher": {"spec": cfg.teacher, **scored["teacher"]}, "students": students,
+        "conclusion": sentence, "markdown_table": table,
+    }
+    write_json(out / "report.json", data)
+    write_text_atomic(out / "report.md", _markdown(cfg, bench, table, sentence, data))
+    return data
+
+
+def _row(model: str, method: str, metrics: dict[str, Any], vs_sft: float | None) -> list[str]:
+    from kidsql.report import fmt
+
+    return [model, method, fmt(metrics["ex"]), fmt(metrics["ts"]), fmt(metrics["em"]), fmt(vs_sft, 2, "x")]
+
+
+def _markdown(cfg: DemoConfig, bench: Path, table: str, sentence: str, data: dict[str, Any]) -> str:
+    env = data["environment"]
+    n = data["teacher"]["metrics"]["scored"]
+    return (
+        "# kidsql demo\n\n"
+        f"Benchmark `{bench}`, split dev ({n} scored examples). Teacher `{cfg.teacher}` ({cfg.teacher_steps} SFT "
+        f"steps), students `{cfg.student}` ({cfg.student_steps} steps each, batch {cfg.batch_size}, "
+        f"lr {cfg.learning_rate}).\n\n"
+        + table + "\n" + sentence + "\n\n"
+        "EX: execution accuracy; TS: correct on every test-suite instance of the database; EM: exact-set match. "
+        "Step time: mean optimiser step time relative to SFT's (same machine, same run).\n\n"
+        f"`{env['command']}` — kidsql {env['kidsql_version']}, torch {env['torch_version']}, "
+        f"{env['cpu_count']} CPUs, {env['date']}.\n"
+    )

@@ -1,0 +1,290 @@
+"""`kidsql bench`: every method (and KID ablations) over several seeds, same teacher, student and budget.
+
+Layout of `--out`:
+    runs/teacher/result.json                 the shared teacher's scores on every split
+    runs/<variant>/seed<k>/train/            checkpoints (deleted once the run is done), final/ model, curve.jsonl
+    runs/<variant>/seed<k>/preds_<split>.json
+    runs/<variant>/seed<k>/result.json       written atomically when the run is complete
+    report.md, report.json, score_vs_latency.png, learning_curves.png
+
+Resumable: a run whose result.json exists is skipped; an interrupted training resumes from its last checkpoint
+(`DistillConfig.resume="auto"`). The report is rebuilt from every result.json at the end, so it always covers
+all finished runs. One teacher (trained with the first seed) serves every seed: seeds vary the students.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kidsql.errors import KidsqlError
+from kidsql.pipeline import RunConfig, config_field
+
+DEFAULT_METHODS = "sft,fkd,rkd,seqkd,fdistill,imitkd,gkd-rkl,kid"
+DEFAULT_SPLITS = "dev,dev_syn,dev_realistic,dev_dk"
+
+
+@dataclass
+class BenchConfig(RunConfig):
+    out: str = config_field("output folder (runs/, report.md, report.json, plots)", "runs/bench")
+    methods: str = config_field("comma list of methods", DEFAULT_METHODS)
+    seeds: int = config_field("seeds per method (seed, seed+1, ...)", 3)
+    splits: str = config_field("comma list of evaluation splits", DEFAULT_SPLITS)
+    curve_every: int = config_field("learning curve: dev EX every N steps (0: off)", 25)
+    curve_size: int = config_field("learning curve: size of the fixed dev subset", 24)
+    save_steps: int = config_field("checkpoint every N steps (what an interrupted run resumes from)", 50)
+    alphas: str | None = config_field("KID ablation: comma list of alphas, one variant each")
+    strategies: str | None = config_field("KID ablation: comma list of random, uniform, hard, easy")
+    masking_only: bool = config_field("KID ablation: add masking-only (kid_rewrite none)", False)
+    mle_weights: str | None = config_field("KID ablation: comma list of MLE weights")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the bench: a named method plus overrides (KID ablations are kid with kid_* overrides)."""
+
+    name: str
+    method: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchOutcome:
+    """What a bench call did: the report's data, and how many runs were trained or skipped (resume)."""
+
+    data: dict[str, Any]
+    trained: int = 0
+    skipped: int = 0
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise KidsqlError(f"--{option} {text!r}: expected a comma list of numbers, e.g. 0.1,0.2") from None
+
+
+def variants(cfg: BenchConfig) -> list[Variant]:
+    """The methods, then the ablation variants; a variant identical to an earlier one is dropped (e.g. alpha 0.2
+    is plain KID). Every override is validated here, before any training."""
+    from kidsql.commands.demo import parse_methods
+    from kidsql.distill.methods import get_method
+
+    out = [Variant(m, m) for m in parse_methods(cfg.methods)]
+    if cfg.alphas:
+        out += [Variant(f"kid-alpha{a:g}", "kid", {"kid_alpha": a}) for a in _floats(cfg.alphas, "alphas")]
+    if cfg.strategies:
+        out += [Variant(f"kid-{s.strip()}", "kid", {"kid_strategy": s.strip()}) for s in cfg.strategies.split(",") if s.strip()]
+    if cfg.masking_only:
+        out.append(Variant("kid-masking-only", "kid", {"kid_rewrite": "none"}))
+    if cfg.mle_weights:
+        out += [Variant(f"kid-mle{w:g}", "kid", {"mle_weight": w}) for w in _floats(cfg.mle_weights, "mle-weights")]
+    seen: list[Any] = []
+    unique = []
+    for v in out:
+        resolved = get_method(v.method, **v.overrides)
+        if resolved not in seen:
+            seen.append(resolved)
+            unique.append(v)
+    return unique
+
+
+
+def seeds_of(cfg: BenchConfig) -> list[int]:
+    if cfg.seeds < 1:
+        raise KidsqlError(f"--seeds {cfg.seeds}: give at least 1")
+    return [cfg.seed + k for k in range(cfg.seeds)]
+
+
+def splits_of(cfg: BenchConfig, bench: Path) -> list[str]:
+    names = [s.strip() for s in cfg.splits.split(",") if s.strip()]
+    missing = [s for s in names if not (bench / f"{s}.json").is_file()]
+    if not names or missing:
+        raise KidsqlError(f"{bench}: split(s) {', '.join(missing) or '(none)'} not found; fix --splits")
+    return names
+
+
+def run_bench(cfg: BenchConfig) -> BenchOutcome:
+    """Train/evaluate every missing (variant, seed) run, then rebuild the report from all result.json files."""
+    from kidsql import pipeline as P
+    from kidsql.models import load_tokenizer
+
+    out = Path(cfg.out)
+    todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]
+    pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
+    stages = P.Stages(3 + len(pending))
+    stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
+    bench = P.resolve_benchmark(cfg)
+    splits = splits_of(cfg, bench)
+    stages(f"teacher ({cfg.teacher}, sft) and its scores")
+    teacher_dir = P.ensure_teacher(bench, cfg.teacher, P.teacher_budget(cfg), seed=cfg.seed)
+    teacher_file = out / "runs" / "teacher" / "result.json"
+    if not teacher_file.is_file():
+        from kidsql.report import write_json
+
+        write_json(teacher_file, {"variant": "teacher", "spec": cfg.teacher, "model_dir": str(teacher_dir),
+                                  "eval_limit": cfg.eval_limit, "splits": {}})
+    teacher = _complete_scores(cfg, bench, splits, teacher_file)
+
+    outcome = BenchOutcome(data={})
+    tokenizer = load_tokenizer(str(bench / "tokenizer")) if cfg.curve_every > 0 else None
+    for variant, seed in todo:
+        if _result_path(out, variant.name, seed).is_file():
+            outcome.skipped += 1
+            continue
+        stages(f"distil student ({variant.name}, seed {seed})")
+        _one_run(cfg, bench, teacher_dir, splits, variant, seed, tokenizer)
+        outcome.trained += 1
+
+    stages("report and plots")
+    results = [_complete_scores(cfg, bench, splits, _result_path(out, v.name, s)) for v, s in todo]
+    outcome.data = write_report(cfg, bench, splits, results, teacher)
+    return outcome
+
+
+def _result_path(out: Path, name: str, seed: int) -> Path:
+    return out / "runs" / name / f"seed{seed}" / "result.json"
+
+
+def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_file: Path) -> dict[str, Any]:
+    """A result.json with scores for every split of this bench: splits it lacks (a new --splits) or scored with
+    another --eval_limit are (re-)evaluated from the saved model, without retraining."""
+    from kidsql.report import read_json, write_json
+
+    result = read_json(result_file)
+    if result.get("eval_limit") != cfg.eval_limit:
+        result["splits"], result["eval_limit"] = {}, cfg.eval_limit
+    missing = [s for s in splits if s not in result["splits"]]
+    if missing:
+        result["splits"].update(_evaluate_model(cfg, bench, Path(result["model_dir"]), missing, result_file.parent))
+        write_json(result_file, result)
+    return result
+
+
+def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list[str], run_dir: Path) -> dict:
+    """{split: {"ex", "ts", "em", "scored", "predictions"}}; predictions saved as preds_<split>.json."""
+    from kidsql import pipeline as P
+    from kidsql.report import write_json
+
+    model, tokenizer = P.load_for_inference(model_dir)
+    metrics = {}
+    for split in splits:
+        preds = P.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
+                          batch_size=cfg.gen_batch_size, max_prompt_tokens=cfg.max_prompt_tokens,
+                          model=model, tokenizer=tokenizer)
+        pred_file = write_json(run_dir / f"preds_{split}.json", preds)
+        report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers)
+        metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file)}
+    return metrics
+
+
+def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, splits: list[str], variant: Variant, seed: int,
+             tokenizer: Any) -> None:
+    from kidsql import pipeline as P
+    from kidsql.report import write_json
+
+    run_dir = _result_path(Path(cfg.out), variant.name, seed).parent
+    train_dir = run_dir / "train"
+    curve_file = train_dir / "curve.jsonl"
+    callbacks = []
+    if cfg.curve_every > 0:
+        callbacks.append(P.dev_curve_callback(bench, tokenizer, curve_file, every=cfg.curve_every, size=cfg.curve_size,
+                                              max_prompt_tokens=cfg.max_prompt_tokens,
+                                              max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size))
+    res = P.train_student(bench, variant.method, cfg.student, teacher_dir, train_dir,
+                          P.student_budget(cfg, save_steps=cfg.save_steps), seed=seed, overrides=variant.overrides,
+                          callbacks=callbacks, resume="auto")
+    metrics = _evaluate_model(cfg, bench, res.model_dir, splits, run_dir)
+    write_json(run_dir / "result.json", {
+        "variant": variant.name, "method": variant.method, "overrides": variant.overrides, "seed": seed,
+        "eval_limit": cfg.eval_limit, "splits": metrics, "steps": res.steps, "mean_step_time_s": res.mean_step_time_s,
+        "tokens_per_s": res.tokens_per_s, "peak_memory_mb": res.peak_memory_mb,
+        "peak_memory_kind": res.peak_memory_kind, "final_loss": res.final_loss, "model_dir": str(res.model_dir),
+        "curve": P.read_curve(curve_file),
+    })
+    for ckpt in train_dir.glob("checkpoint-*"):  # the run is complete: its resume points are dead weight
+        shutil.rmtree(ckpt, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------- report
+
+
+def aggregate(results: list[dict[str, Any]], splits: list[str]) -> dict[str, dict[str, Any]]:
+    """Per variant, over seeds: EX/TS per split, the average score, latency relative to SFT, peak memory.
+
+    Latency of a seed = its mean step time / the mean of SFT's mean step times (None without an SFT run).
+    """
+    from kidsql.report import average_score, mean_std
+
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by_name.setdefault(r["variant"], []).append(r)
+    sft_times = [r["mean_step_time_s"] for r in by_name.get("sft", []) if r.get("mean_step_time_s")]
+    sft_time = mean_std(sft_times)[0] if sft_times else None
+    rows: dict[str, dict[str, Any]] = {}
+    for name, runs in by_name.items():
+        row: dict[str, Any] = {"method": runs[0]["method"], "overrides": runs[0].get("overrides", {}),
+                               "seeds": [r["seed"] for r in runs], "splits": {}}
+        for split in splits:
+            row["splits"][split] = {m: [r["splits"][split][m] for r in runs] for m in ("ex", "ts", "em")}
+        row["score"] = [average_score(r["splits"], splits) for r in runs]
+        times = [r.get("mean_step_time_s") for r in runs]
+        row["mean_step_time_s"] = times
+        row["latency"] = [t / sft_time for t in times if t and sft_time] if sft_time else []
+        row["peak_memory_mb"] = [r["peak_memory_mb"] for r in runs if r.get("peak_memory_mb") is not None]
+        row["curves"] = [r.get("curve") or [] for r in runs]
+        rows[name] = row
+    return rows
+
+
+def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list[dict[str, Any]],
+                 teacher: dict[str, Any]) -> dict[str, Any]:
+    """report.md, report.json and the two PNG plots in cfg.out; returns report.json's data."""
+    from kidsql.pipeline import environment
+    from kidsql.report import (average_score, fmt, fmt_mean_std, markdown_table, mean_std, plot_learning_curves,
+                               plot_score_vs_latency, write_json, write_text_atomic)
+
+    out = Path(cfg.out)
+    rows = aggregate(results, splits)
+    headers = ["method"] + [f"{s} {m.upper()}" for s in splits for m in ("ex", "ts")]
+    headers += ["avg score", "latency vs SFT", "peak MB"]
+    table = [["teacher " + cfg.teacher] + [fmt(teacher["splits"][s][m]) for s in splits for m in ("ex", "ts")]
+             + [fmt(average_score(teacher["splits"], splits)), "-", "-"]]
+    points = []
+    for name, row in rows.items():
+        cells = [fmt_mean_std(row["splits"][s][m]) for s in splits for m in ("ex", "ts")]
+        table.append([name] + cells + [fmt_mean_std(row["score"]), fmt_mean_std(row["latency"], 2),
+                                       fmt_mean_std(row["peak_memory_mb"], 0)])
+        score, score_std = mean_std(row["score"])
+        lat, lat_std = mean_std(row["latency"]) if row["latency"] else (None, 0.0)
+        row["summary"] = {"score": score, "score_std": score_std, "latency": lat, "latency_std": lat_std}
+        points.append({"name": name, "score": score, "score_std": score_std, "latency": lat, "latency_std": lat_std})
+    md_table = markdown_table(headers, table)
+    plots = {
+        "score_vs_latency": str(plot_score_vs_latency(points, out / "score_vs_latency.png")),
+        "learning_curves": str(plot_learning_curves({n: r["curves"] for n, r in rows.items()}, out / "learning_curves.png")),
+    }
+    env = environment()
+    data = {"kind": "bench", "environment": env, "config": dataclasses.asdict(cfg), "benchmark": str(bench),
+            "splits": splits, "teacher": teacher, "variants": rows, "runs": results, "plots": plots,
+            "markdown_table": md_table}
+    write_json(out / "report.json", data)
+    n_seeds = len(seeds_of(cfg))
+    text = (
+        "# kidsql bench\n\n"
+        f"Benchmark `{bench}`; teacher `{cfg.teacher}` ({cfg.teacher_steps} SFT steps); student `{cfg.student}`, "
+        f"{cfg.student_steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}; {n_seeds} seed(s) "
+        f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "") + ".\n\n"
+        + md_table + "\n"
+        "Cells: mean ± sample std over seeds. avg score: plain mean of the EX and TS numbers over the "
+        f"{len(splits)} splits (the paper's score). latency: mean optimiser step time relative to SFT's. "
+        "peak MB: peak memory of each run (CUDA max allocated, or the process's peak RSS reset before the run).\n\n"
+        "![score against latency](score_vs_latency.png)\n\n![learning curves](learning_curves.png)\n\n"
+        f"`{env['command']}` — kidsql {env['kidsql_version']}, torch {env['torch_version']}, "
+        f"{env['cpu_count']} CPUs, {env['date']}.\n"
+    )
+    write_text_atomic(out / "report.md", text)
+    return data

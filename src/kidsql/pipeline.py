@@ -1,0 +1,442 @@
+"""Steps shared by `kidsql demo` and `kidsql bench`: benchmark, cached teacher, students, predictions, scores.
+
+Why each step looks the way it does:
+* `ensure_benchmark` generates the embedded benchmark into a temp folder and renames it into the cache, so a
+  killed run never leaves a half-written benchmark that a later run would trust.
+* `ensure_teacher` trains the SFT teacher once per (benchmark path, model spec, budget, seed) and reuses it:
+  every student of a demo/bench run must see the same teacher, and the teacher is the slowest model to train.
+* `predict` builds prompts with the trainer's own helper (`kidsql.distill.trainer._prompts`), so evaluation
+  prompts are byte-identical to training prompts (same token budget, same tokenizer).
+* `score` hands the benchmark folder to `kidsql.evaluate.evaluate` as the suite dir, so TS runs on every
+  `database/<db_id>/*.sqlite` instance the generator wrote.
+* Configs are flat dataclasses loaded like `DistillConfig`: defaults < YAML (`--config`) < command line.
+  `add_dataclass_arguments`/`load_dataclass` are `kidsql.distill.config`'s two helpers generalised to any
+  dataclass (that module's versions are tied to `DistillConfig`).
+* Peak memory per run: on CPU the trainer reports the process's peak RSS, which only grows within one process
+  (a bench runs many trainings in one process). `reset_peak_memory` clears the kernel's high-water mark
+  (`/proc/self/clear_refs`) before each training, so `peak_memory_mb` after it is that run's own peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+
+from kidsql.errors import KidsqlError
+
+if TYPE_CHECKING:
+    from kidsql.data.types import Example
+    from kidsql.distill.config import DistillConfig
+    from kidsql.distill.trainer import TrainResult
+    from kidsql.evaluate import EvalReport
+
+T = TypeVar("T")
+
+
+def config_field(text: str, default: Any = None) -> Any:
+    """A dataclass field with its --help text (HfArgumentParser reads metadata["help"])."""
+    return field(default=default, metadata={"help": text})
+
+
+# ------------------------------------------------------------------------------------------------ configs
+
+
+@dataclass
+class RunConfig:
+    """Fields shared by demo and bench. The defaults are THE place where the CPU sizes/steps are tuned."""
+
+    out: str = config_field("output folder of report.md / report.json / plots", "runs/demo")
+    data: str | None = config_field("an existing benchmark folder (Spider layout) instead of the embedded one")
+    bench_size: str = config_field("embedded benchmark size: small | full", "small")
+    bench_seed: int = config_field("seed of the embedded benchmark", 0)
+    teacher: str = config_field("teacher spec: tiny:<1m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:4m")
+    student: str = config_field("student spec: tiny:<1m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:1m")
+    teacher_steps: int = config_field("optimiser steps of the teacher's SFT", 100)
+    student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 60)
+    batch_size: int = config_field("examples per optimiser step", 8)
+    learning_rate: float = config_field("students' peak learning rate", 1e-3)
+    teacher_learning_rate: float = config_field("teacher's peak learning rate", 1e-3)
+    max_prompt_tokens: int = config_field("prompt token budget (training and evaluation)", 256)
+    max_sql_tokens: int = config_field("SQL token budget of training sequences", 112)
+    train_limit: int | None = config_field("train on the first N training examples only")
+    eval_limit: int | None = config_field("evaluate on the first N examples of each split only")
+    max_new_tokens: int = config_field("max new tokens when generating SQL", 64)
+    gen_batch_size: int = config_field("prompts per generation batch", 16)
+    seed: int = config_field("seed of the students (bench: the first seed)", 0)
+    eval_workers: int | None = config_field("evaluation processes (default: all cores)")
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """`--config` plus one option per field of `cls` (HfArgumentParser's rules: `--a_b` and `--a-b`).
+
+    Options default to SUPPRESS so that `given_fields` returns only what the user typed, which is what lets the
+    command line override the YAML file.
+    """
+    from transformers import HfArgumentParser
+
+    parser.add_argument("--config", default=None, help="YAML file of options (command-line options override it)")
+    hints = get_type_hints(cls)
+    names = set()
+    for f in dataclasses.fields(cls):
+        f = copy.copy(f)  # HfArgumentParser rewrites field.type in place
+        f.type = hints[f.name]
+        HfArgumentParser._parse_dataclass_field(parser, f)
+        names.add(f.name)
+    for action in parser._actions:
+        if action.dest in names:
+            action.default = argparse.SUPPRESS
+            action.required = False
+
+
+def given_fields(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields of `cls` present in a namespace parsed by a parser from `add_dataclass_arguments`."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+
+
+def load_dataclass(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
+    """Defaults < YAML file at `path` < `overrides`; unknown keys are a one-line error naming the file."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise KidsqlError(f"{p}: config file not found; pass an existing YAML file to --config")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise KidsqlError(f"{p}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from err
+        if not isinstance(loaded, dict):
+            raise KidsqlError(f"{p}: expected a mapping of option: value; write one 'key: value' per line")
+        values.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
+    values.update(overrides)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise KidsqlError(f"{path or 'config'}: unknown option(s) {', '.join(unknown)}; see --help for the fields")
+    return cls(**values)
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+
+class Stages:
+    """The "stage 2/6: distil student (kid)" line printed before each step of a long job."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+
+        self.total, self.done, self.console = total, 0, Console(stderr=True)
+
+    def __call__(self, what: str) -> None:
+        self.done += 1
+        self.console.rule(f"[bold]stage {self.done}/{self.total}: {what}", align="left")
+
+
+# ------------------------------------------------------------------------------------------------- budget
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one training run may spend; identical for every method of a comparison."""
+
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    max_prompt_tokens: int
+    max_sql_tokens: int
+    train_limit: int | None = None
+    max_new_tokens: int = 96
+    gen_batch_size: int = 16
+    save_steps: int = 500
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise KidsqlError(f"steps ({self.max_steps}) and batch size ({self.batch_size}) must be >= 1; fix the config")
+
+
+def teacher_budget(cfg: RunConfig) -> Budget:
+    return Budget(cfg.teacher_steps, cfg.batch_size, cfg.teacher_learning_rate, cfg.max_prompt_tokens,
+                  cfg.max_sql_tokens, cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps=50)
+
+
+def student_budget(cfg: RunConfig, save_steps: int = 500) -> Budget:
+    return Budget(cfg.student_steps, cfg.batch_size, cfg.learning_rate, cfg.max_prompt_tokens, cfg.max_sql_tokens,
+                  cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps)
+
+
+# ---------------------------------------------------------------------------------------------- benchmark
+
+
+def ensure_benchmark(size: str = "small", seed: int = 0) -> Path:
+    """The embedded benchmark in `cache_dir()/benchmarks/<size>-seed<seed>`, generated once, atomically."""
+    from kidsql.data.synth import generate_benchmark
+    from kidsql.paths import cache_dir
+
+    root = cache_dir() / "benchmarks"
+    final = root / f"{size}-seed{seed}"
+    if (final / "dev.json").is_file() and (final / "tokenizer").is_dir():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    try:
+        generate_benchmark(tmp, seed=seed, size=size)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process finished first: keep its copy
+            if not (final / "dev.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def resolve_benchmark(cfg: RunConfig) -> Path:
+    """`cfg.data` when given (checked), else the embedded benchmark."""
+    if cfg.data:
+        path = Path(cfg.data)
+        if not (path / "train.json").is_file() or not (path / "tokenizer").is_dir():
+            raise KidsqlError(f"{path}: needs train.json and tokenizer/ (tiny models are sized to it); "
+                              "pass a folder from `kidsql data synth` or drop --data")
+        return path
+    return ensure_benchmark(cfg.bench_size, cfg.bench_seed)
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def distill_config(bench_dir: Path, method: str, student: str, output_dir: Path, budget: Budget, *,
+                   teacher: Path | str | None = None, seed: int = 0, resume: str | None = None,
+                   overrides: dict[str, Any] | None = None) -> DistillConfig:
+    """The `DistillConfig` of one run of demo/bench: every method gets the same budget."""
+    from kidsql.distill.config import DistillConfig
+
+    return DistillConfig(
+        method=method, teacher=str(teacher) if teacher else None, student=student,
+        tokenizer=str(Path(bench_dir) / "tokenizer"), data=str(bench_dir), split="train", limit=budget.train_limit,
+        output_dir=str(output_dir), learning_rate=budget.learning_rate, max_steps=budget.max_steps,
+        per_device_train_batch_size=budget.batch_size, seed=seed, max_prompt_tokens=budget.max_prompt_tokens,
+        max_sql_tokens=budget.max_sql_tokens, logging_steps=max(1, budget.max_steps // 10),
+        save_steps=budget.save_steps, save_total_limit=1, resume=resume,
+        gen_max_new_tokens=budget.max_new_tokens, gen_batch_size=budget.gen_batch_size,
+        **(overrides or {}),
+    )
+
+
+def teacher_key(bench_dir: Path, spec: str, budget: Budget, seed: int = 0) -> str:
+    """Hash of everything that determines the teacher: benchmark path, model spec, budget, seed, version."""
+    import kidsql
+
+    ident = {"bench": str(Path(bench_dir).resolve()), "spec": spec, "budget": dataclasses.asdict(budget),
+             "seed": seed, "version": kidsql.__version__}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def ensure_teacher(bench_dir: Path, spec: str, budget: Budget, *, seed: int = 0) -> Path:
+    """A teacher fine-tuned with SFT, cached under `cache_dir()/teachers/<key>`; returns its model folder."""
+    from kidsql.paths import cache_dir
+
+    run_dir = cache_dir() / "teachers" / teacher_key(bench_dir, spec, budget, seed)
+    model_dir = run_dir / "final"
+    done = run_dir / "train_result.json"
+    if done.is_file() and (model_dir / "config.json").is_file():
+        print(f"teacher: reusing the cached teacher {model_dir}")
+        return model_dir
+    config = distill_config(bench_dir, "sft", spec, run_dir, budget, seed=seed, resume="auto")
+    _train(config)
+    return model_dir
+
+
+def train_student(bench_dir: Path, method: str, student: str, teacher_dir: Path | None, output_dir: Path,
+                  budget: Budget, *, seed: int = 0, overrides: dict[str, Any] | None = None,
+                  callbacks: list[Any] | None = None, resume: str | None = None) -> TrainResult:
+    """Distil one student; `resume="auto"` continues an interrupted run from its last checkpoint."""
+    config = distill_config(bench_dir, method, student, output_dir, budget, teacher=teacher_dir, seed=seed,
+                            resume=resume, overrides=overrides)
+    return _train(config, callbacks=callbacks)
+
+
+def _train(config: DistillConfig, callbacks: list[Any] | None = None) -> TrainResult:
+    from kidsql.distill.trainer import run_distill
+
+    reset_peak_memory()
+    result = run_distill(config, callbacks=callbacks)
+    own = peak_memory_mb()
+    if own is not None:
+        result.peak_memory_mb, result.peak_memory_kind = own, "peak RSS of this run (high-water mark reset before)"
+    return result
+
+
+def reset_peak_memory() -> bool:
+    """Clear the peak-memory counter (CUDA stats, or Linux's VmHWM via clear_refs); False if not possible."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return True
+    try:
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_mb() -> float | None:
+    """Peak memory since `reset_peak_memory`: CUDA max allocated, else VmHWM; None where unavailable."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+# ----------------------------------------------------------------------------------- prompts, predict, score
+
+
+def split_prompts(bench_dir: Path, split: str, tokenizer: Any, *, limit: int | None = None,
+                  max_prompt_tokens: int = 1024) -> tuple[list[str], list[str]]:
+    """Prompts and gold SQL of a split, built by the trainer's own helper (identical to training prompts)."""
+    from kidsql.distill.config import DistillConfig
+    from kidsql.distill.trainer import _prompts
+
+    config = DistillConfig(data=str(bench_dir), split=split, limit=limit, max_prompt_tokens=max_prompt_tokens)
+    return _prompts(config, tokenizer)
+
+
+def split_examples(bench_dir: Path, split: str, limit: int | None = None) -> tuple[list[Example], Any]:
+    """The gold examples of a split (first `limit`) and the loaded `Benchmark`."""
+    from kidsql.data.load import load_benchmark
+
+    bench = load_benchmark(Path(bench_dir), split)
+    return (bench.examples[:limit] if limit else bench.examples), bench
+
+
+def load_for_inference(model_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) of a saved folder, in eval mode on the best device."""
+    import torch
+
+    from kidsql.models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(str(model_dir))
+    model = load_model(str(model_dir), tokenizer)
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    return model, tokenizer
+
+
+def predict(model_dir: Path, bench_dir: Path, split: str, limit: int | None = None, *, max_new_tokens: int = 96,
+            batch_size: int = 16, max_prompt_tokens: int = 1024, model: Any = None, tokenizer: Any = None) -> list[str]:
+    """Greedy SQL for the first `limit` examples of `split` (pass `model`/`tokenizer` to skip loading)."""
+    from kidsql.generate import generate_sql
+
+    if model is None or tokenizer is None:
+        model, tokenizer = load_for_inference(model_dir)
+    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=limit, max_prompt_tokens=max_prompt_tokens)
+    return generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+
+
+def score(bench_dir: Path, split: str, preds: list[str], *, limit: int | None = None, workers: int | None = None,
+          metrics: tuple[str, ...] = ("ex", "ts", "em"), show_progress: bool = True) -> EvalReport:
+    """EX/TS/EM of `preds` on the first `limit` examples of `split`; TS over `database/<db_id>/*.sqlite`."""
+    from kidsql.evaluate import evaluate
+
+    examples, bench = split_examples(bench_dir, split, limit)
+    return evaluate(examples, preds, Path(bench_dir) / "database", suite_dir=Path(bench_dir), metrics=metrics,
+                    schemas=bench.schemas, workers=workers, show_progress=show_progress)
+
+
+def summary_metrics(report: EvalReport) -> dict[str, float | int | None]:
+    """{"ex", "ts", "em", "scored"} of the "all" row: what demo/bench tables and JSON store."""
+    row = report.summary()["all"]
+    return {"ex": row["ex"], "ts": row["ts"], "em": row["em"], "scored": row["scored"]}
+
+
+# --------------------------------------------------------------------------------------- learning curves
+
+
+def dev_curve_callback(bench_dir: Path, tokenizer: Any, path: Path, *, every: int, size: int, split: str = "dev",
+                       max_prompt_tokens: int = 1024, max_new_tokens: int = 96, batch_size: int = 16) -> Any:
+    """A TrainerCallback: every `every` steps, greedy SQL for the first `size` examples of `split`, scored by
+    execution (EX), appended as {"step", "ex"} to `path` (JSON lines). Points are written as they are made, so a
+    resumed run keeps the points of its first part. The model is the live one from the callback kwargs."""
+    from transformers import TrainerCallback
+
+    from kidsql.evaluate import evaluate
+    from kidsql.generate import generate_sql
+
+    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=size, max_prompt_tokens=max_prompt_tokens)
+    examples, bench = split_examples(bench_dir, split, size)
+    db_dir = Path(bench_dir) / "database"
+
+    class _DevCurve(TrainerCallback):
+        """Marks the step in on_step_end and evaluates at the NEXT step's begin (or at train end): the trainer's
+        SpeedMeter comes after user callbacks, so evaluating in on_step_end would count as training time."""
+
+        pending: int | None = None
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - TrainerCallback signature
+            if every > 0 and state.global_step % every == 0 and state.is_world_process_zero:
+                self.pending = state.global_step
+
+        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            self._flush(kwargs["model"])
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            self._flush(kwargs["model"])
+
+        def _flush(self, model: Any) -> None:
+            if self.pending is None:
+                return
+            step, self.pending = self.pending, None
+            preds = generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                 show_progress=False)
+            report = evaluate(examples, preds, db_dir, metrics=("ex",), schemas=bench.schemas, workers=1,
+                              show_progress=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": step, "ex": report.summary()["all"]["ex"]}) + "\n")
+
+    return _DevCurve()
+
+
+def read_curve(path: Path) -> list[list[float]]:
+    """[[step, ex], ...] from a DevCurve file, one point per step (the last one wins after a resume)."""
+    if not Path(path).is_file():
+        return []
+    points: dict[int, float] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            points[int(rec["step"])] = float(rec["ex"])
+    return [[float(s), points[s]] for s in sorted(points)]
+
+
+def environment() -> dict[str, Any]:
+    """What a report records about where it ran."""
+    import datetime
+    import platform
+    import sys
+
+    import torch
+
+    import kidsql
+
+    return {"command": " ".join(["kidsql", *sys.argv[1:]]) if sys.argv and "kidsql" in sys.argv[0] else " ".join(sys.argv),
+            "argv": list(sys.argv), "kidsql_version": kidsql.__version__, "torch_version": torch.__version__,
+            "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}

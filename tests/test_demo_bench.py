@@ -1,0 +1,133 @@
+"""`kidsql demo` and `kidsql bench` end to end on the small embedded benchmark with micro models and a few steps.
+
+The numbers in the reports must be the evaluator's: the saved predictions are re-scored with
+`kidsql.evaluate.evaluate` and compared. Resume is checked by counting trainings, not by timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kidsql import pipeline as P
+from kidsql.cli import main
+
+MICRO = ("hidden_size: 32\nintermediate_size: 64\nnum_hidden_layers: 2\nnum_attention_heads: 4\n"
+         "num_key_value_heads: 4\nmax_position_embeddings: 512\n")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A private kidsql cache (benchmark + teacher shared by the tests of this module) and a micro model spec."""
+    root = tmp_path_factory.mktemp("kidsql")
+    old = os.environ.get("KIDSQL_CACHE")
+    os.environ["KIDSQL_CACHE"] = str(root / "cache")
+    (root / "micro.yaml").write_text(MICRO, encoding="utf-8")
+    spec = f"tiny:{root / 'micro.yaml'}"
+    tiny = ["--teacher", spec, "--student", spec, "--teacher_steps", "3", "--student_steps", "2", "--batch_size", "2",
+            "--max_prompt_tokens", "96", "--max_sql_tokens", "32", "--max_new_tokens", "8", "--train_limit", "16",
+            "--eval_limit", "5", "--eval_workers", "1"]
+    yield root, tiny
+    if old is None:
+        os.environ.pop("KIDSQL_CACHE", None)
+    else:
+        os.environ["KIDSQL_CACHE"] = old
+
+
+def _rescore(bench: Path, split: str, pred_file: str, limit: int) -> dict:
+    from kidsql.evaluate import evaluate
+
+    examples, b = P.split_examples(bench, split, limit)
+    preds = json.loads(Path(pred_file).read_text(encoding="utf-8"))
+    assert len(preds) == len(examples) == limit
+    return evaluate(examples, preds, bench / "database", suite_dir=bench, schemas=b.schemas, workers=1,
+                    show_progress=False).summary()["all"]
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(env, capsys):
+    root, tiny = env
+    out = root / "demo"
+    assert main(["demo", "--out", str(out), *tiny]) == 0
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert set(data["students"]) == {"sft", "rkd", "kid"}
+    bench = Path(data["benchmark"])
+    for name, entry in [("teacher", data["teacher"]), *data["students"].items()]:
+        again = _rescore(bench, "dev", entry["predictions"], 5)
+        for metric in ("ex", "ts", "em"):
+            assert entry["metrics"][metric] == pytest.approx(again[metric]), (name, metric)
+    assert data["students"]["sft"]["step_time_vs_sft"] == pytest.approx(1.0)
+    assert data["students"]["kid"]["steps"] == 2
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert data["conclusion"] in md and "| student" in md
+    assert data["conclusion"].startswith("KID (")
+    assert data["environment"]["torch_version"] and data["environment"]["cpu_count"] == os.cpu_count()
+    # a second demo into the same folder is refused without --force; the cached teacher is reused with it
+    assert main(["demo", "--out", str(out), *tiny]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["demo", "--out", str(out), "--methods", "sft", "--force", *tiny]) == 0
+    assert "reusing the cached teacher" in capsys.readouterr().out
+    assert set(json.loads((out / "report.json").read_text(encoding="utf-8"))["students"]) == {"sft"}
+
+
+@pytest.mark.slow
+def test_bench_end_to_end_and_resume(env, monkeypatch):
+    root, tiny = env
+    out = root / "bench"
+    args = ["bench", "--out", str(out), "--methods", "sft,kid", "--seeds", "1", "--splits", "dev,dev_dk",
+            "--curve_every", "1", "--curve_size", "3", *tiny]
+    trainings = []
+    real = P.train_student
+
+    def counting(*a, **k):
+        trainings.append(a[1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(P, "train_student", counting)
+    assert main(args) == 0
+    assert trainings == ["sft", "kid"]
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    bench = Path(data["benchmark"])
+    for run in data["runs"]:
+        for split in ("dev", "dev_dk"):
+            again = _rescore(bench, split, run["splits"][split]["predictions"], 5)
+            assert run["splits"][split]["ex"] == pytest.approx(again["ex"])
+            assert run["splits"][split]["ts"] == pytest.approx(again["ts"])
+        assert [p[0] for p in run["curve"]] == [1.0, 2.0]  # a dev-EX point every step
+        assert not list((out / "runs" / run["variant"] / "seed0" / "train").glob("checkpoint-*"))
+    kid = data["variants"]["kid"]
+    run = next(r for r in data["runs"] if r["variant"] == "kid")
+    expected = (run["splits"]["dev"]["ex"] + run["splits"]["dev"]["ts"] + run["splits"]["dev_dk"]["ex"]
+                + run["splits"]["dev_dk"]["ts"]) / 4
+    assert kid["summary"]["score"] == pytest.approx(expected)
+    sft_time = next(r for r in data["runs"] if r["variant"] == "sft")["mean_step_time_s"]
+    assert kid["summary"]["latency"] == pytest.approx(run["mean_step_time_s"] / sft_time)
+    for png in ("score_vs_latency.png", "learning_curves.png"):
+        blob = (out / png).read_bytes()
+        assert blob[:8] == PNG_MAGIC and len(blob) > 5000
+    import kidsql
+    import torch
+
+    assert (data["environment"]["kidsql_version"], data["environment"]["torch_version"]) == (kidsql.__version__, torch.__version__)
+    assert data["environment"]["cpu_count"] == os.cpu_count() and data["environment"]["date"][:2] == "20"
+
+    # re-run with one ablation added: the two finished runs are skipped, only the new variant trains
+    trainings.clear()
+    assert main([*args, "--masking-only"]) == 0
+    assert trainings == ["kid"]
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert set(data["variants"]) == {"sft", "kid", "kid-masking-only"}
+    assert data["variants"]["kid-masking-only"]["overrides"] == {"kid_rewrite": "none"}
+
+    # a new split is scored from the saved models, without training anything
+    trainings.clear()
+    assert main([*args, "--masking-only", "--splits", "dev,dev_dk,dev_syn"]) == 0
+    assert trainings == []
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    for run in data["runs"]:
+        again = _rescore(bench, "dev_syn", run["splits"]["dev_syn"]["predictions"], 5)
+        assert run["splits"]["dev_syn"]["ex"] == pytest.approx(again["ex"])

@@ -1,0 +1,150 @@
+"""kidsql.pipeline and the fast parts of demo/bench: config precedence, atomic benchmark cache, teacher key,
+ablation variants, aggregation against hand-computed values, learning-curve files, the demo's conclusion."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from kidsql import pipeline as P
+from kidsql.bench import BenchConfig, aggregate, variants
+from kidsql.commands.demo import DemoConfig, conclusion
+from kidsql.errors import KidsqlError
+
+
+def _parse(cls, argv):
+    parser = argparse.ArgumentParser()
+    P.add_dataclass_arguments(parser, cls)
+    args = parser.parse_args(argv)
+    return P.load_dataclass(cls, args.config, **P.given_fields(args, cls))
+
+
+def test_config_precedence_defaults_yaml_command_line(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("student_steps: 7\nbatch-size: 3\nmasking_only: true\n", encoding="utf-8")
+    cfg = _parse(BenchConfig, ["--config", str(cfg_file), "--batch-size", "5", "--alphas", "0.1,0.3"])
+    assert cfg.student_steps == 7  # YAML beats the default
+    assert cfg.batch_size == 5  # the command line beats YAML
+    assert cfg.masking_only is True and cfg.alphas == "0.1,0.3"
+    assert cfg.seeds == BenchConfig().seeds  # untouched fields keep their defaults
+    assert _parse(DemoConfig, []).out == "runs/demo" and _parse(BenchConfig, []).out == "runs/bench"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nope: 1\n", encoding="utf-8")
+    with pytest.raises(KidsqlError, match="bad.yaml: unknown option"):
+        _parse(DemoConfig, ["--config", str(bad)])
+
+
+def test_ensure_benchmark_is_atomic_and_generated_once(tmp_path, monkeypatch):
+    import kidsql.data.synth as synth
+
+    monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path))
+    calls = []
+
+    def broken(out, *, seed, size):
+        (Path(out) / "dev.json").write_text("[]", encoding="utf-8")
+        raise RuntimeError("killed mid-way")
+
+    def fake(out, *, seed, size):
+        calls.append((seed, size))
+        (Path(out) / "tokenizer").mkdir()
+        (Path(out) / "dev.json").write_text("[]", encoding="utf-8")
+        return Path(out)
+
+    monkeypatch.setattr(synth, "generate_benchmark", broken)
+    with pytest.raises(RuntimeError):
+        P.ensure_benchmark("small", 3)
+    root = tmp_path / "benchmarks"
+    assert list(root.iterdir()) == []  # nothing half-written survives
+    monkeypatch.setattr(synth, "generate_benchmark", fake)
+    first = P.ensure_benchmark("small", 3)
+    second = P.ensure_benchmark("small", 3)
+    assert first == second == root / "small-seed3"
+    assert calls == [(3, "small")]
+    assert [p.name for p in root.iterdir()] == ["small-seed3"]
+
+
+def test_teacher_key_covers_every_setting(tmp_path):
+    b = P.Budget(10, 4, 1e-3, 128, 32)
+    key = P.teacher_key(tmp_path, "tiny:1m", b)
+    assert key == P.teacher_key(tmp_path, "tiny:1m", P.Budget(10, 4, 1e-3, 128, 32))
+    others = {P.teacher_key(tmp_path / "x", "tiny:1m", b), P.teacher_key(tmp_path, "tiny:4m", b),
+              P.teacher_key(tmp_path, "tiny:1m", P.Budget(11, 4, 1e-3, 128, 32)),
+              P.teacher_key(tmp_path, "tiny:1m", b, seed=1)}
+    assert key not in others and len(others) == 4
+    with pytest.raises(KidsqlError):
+        P.Budget(0, 4, 1e-3, 128, 32)
+
+
+def test_distill_config_gets_the_same_budget_for_every_method(tmp_path):
+    b = P.Budget(12, 4, 5e-4, 100, 20, train_limit=8)
+    a = P.distill_config(tmp_path, "sft", "tiny:1m", tmp_path / "a", b)
+    k = P.distill_config(tmp_path, "kid", "tiny:1m", tmp_path / "k", b, teacher=tmp_path / "t", seed=2,
+                         overrides={"kid_alpha": 0.4})
+    for name in ("max_steps", "per_device_train_batch_size", "learning_rate", "max_prompt_tokens", "limit"):
+        assert getattr(a, name) == getattr(k, name)
+    assert (k.max_steps, k.limit, k.seed, k.kid_alpha, k.teacher) == (12, 8, 2, 0.4, str(tmp_path / "t"))
+    assert k.tokenizer == str(tmp_path / "tokenizer")
+
+
+def test_variants_add_ablations_and_drop_duplicates():
+    cfg = BenchConfig(methods="sft,kid", alphas="0.1,0.2", strategies="random,hard", masking_only=True,
+                      mle_weights="0,1")
+    got = [(v.name, v.overrides) for v in variants(cfg)]
+    # alpha 0.2, strategy random and MLE weight 1 are plain KID: dropped
+    assert got == [("sft", {}), ("kid", {}), ("kid-alpha0.1", {"kid_alpha": 0.1}), ("kid-hard", {"kid_strategy": "hard"}),
+                   ("kid-masking-only", {"kid_rewrite": "none"}), ("kid-mle0", {"mle_weight": 0.0})]
+    with pytest.raises(KidsqlError):
+        variants(BenchConfig(methods="sft,nope"))
+    with pytest.raises(KidsqlError):
+        variants(BenchConfig(methods="kid", strategies="sideways"))
+    with pytest.raises(KidsqlError):
+        variants(BenchConfig(methods="kid", alphas="a,b"))
+
+
+def _result(variant, seed, dev, dk, step_time):
+    return {"variant": variant, "method": variant, "seed": seed, "mean_step_time_s": step_time,
+            "peak_memory_mb": 100.0 + seed,
+            "splits": {"dev": {"ex": dev[0], "ts": dev[1], "em": 0.0}, "dev_dk": {"ex": dk[0], "ts": dk[1], "em": 0.0}},
+            "curve": [[1, dev[0]]]}
+
+
+def test_aggregate_score_latency_by_hand():
+    results = [_result("sft", 0, (40, 30), (20, 10), 1.0), _result("sft", 1, (50, 40), (30, 20), 3.0),
+               _result("kid", 0, (60, 50), (40, 30), 4.0), _result("kid", 1, (70, 60), (50, 40), 6.0)]
+    rows = aggregate(results, ["dev", "dev_dk"])
+    assert rows["sft"]["score"] == pytest.approx([25.0, 35.0])  # (40+30+20+10)/4, (50+40+30+20)/4
+    assert rows["kid"]["score"] == pytest.approx([45.0, 55.0])
+    assert rows["kid"]["latency"] == pytest.approx([2.0, 3.0])  # step time / mean SFT step time (2.0)
+    assert rows["sft"]["latency"] == pytest.approx([0.5, 1.5])
+    assert rows["kid"]["splits"]["dev_dk"]["ts"] == [30, 40]
+    assert rows["sft"]["peak_memory_mb"] == [100.0, 101.0]
+    no_sft = aggregate(results[2:], ["dev"])
+    assert no_sft["kid"]["latency"] == []
+
+
+def test_read_curve_keeps_the_last_point_per_step(tmp_path):
+    f = tmp_path / "curve.jsonl"
+    f.write_text('{"step": 2, "ex": 10.0}\n{"step": 4, "ex": 20.0}\n{"step": 4, "ex": 25.0}\n', encoding="utf-8")
+    assert P.read_curve(f) == [[2.0, 10.0], [4.0, 25.0]]
+    assert P.read_curve(tmp_path / "absent.jsonl") == []
+
+
+def test_conclusion_is_computed_from_the_numbers():
+    text = conclusion({"sft": 40.0, "rkd": 47.5, "kid": 45.0}, 60.0)
+    assert text == "KID (45.0 EX) beats SFT by +5.0 EX and trails RKD by -2.5 EX; teacher 60.0 EX."
+    assert conclusion({"sft": 40.0, "kid": 40.0}, None) == "KID (40.0 EX) ties SFT; teacher not scored."
+    assert conclusion({"sft": 10.0, "rkd": 30.0}, 50.0) == "Best student: RKD with 30.0 EX; teacher 50.0 EX."
+
+
+def test_peak_memory_reset_lowers_the_high_water_mark():
+    import numpy as np
+
+    big = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    before = P.peak_memory_mb()
+    del big
+    if before is None or not P.reset_peak_memory():
+        pytest.skip("no /proc peak-memory counter on this platform")
+    after = P.peak_memory_mb()
+    assert after < before - 32
