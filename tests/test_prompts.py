@@ -243,3 +243,20 @@ def test_identifiers_that_are_not_one_word_are_back_quoted() -> None:
         "foreign keys :",
         "frpm.CDSCode = `my table`.`CDS``Code`",
     ]
+
+
+def test_prompt_options_round_trip_and_bad_file(tmp_path):
+    from kidsql.errors import KidsqlError
+    from kidsql.prompts import PromptOptions, read_prompt_options, save_prompt_options
+
+    assert read_prompt_options(tmp_path) == {}
+    save_prompt_options(PromptOptions(num_sample_values=0, with_values=False, max_prompt_tokens=77), tmp_path)
+    saved = read_prompt_options(tmp_path)
+    assert saved["num_sample_values"] == 0 and saved["with_values"] is False and saved["max_prompt_tokens"] == 77
+    assert PromptOptions(**saved).with_matched_values is True
+    (tmp_path / "prompt_options.json").write_text('{"num_sample_values": 1, "colour": 3}')
+    with pytest.raises(KidsqlError, match="colour"):
+        read_prompt_options(tmp_path)
+    (tmp_path / "prompt_options.json").write_text("{oops")
+    with pytest.raises(KidsqlError, match="malformed JSON"):
+        read_prompt_options(tmp_path)

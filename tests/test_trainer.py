@@ -28,11 +28,11 @@ def _trainer(bench: Path, tmp_path: Path, method):  # noqa: ANN001, ANN202
     """A DistillTrainer on two different random micro Llamas (teacher seed 1, student seed 2)."""
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.config import load_config
-    from kidsql.distill.trainer import DistillTrainer, _prompts, mask_token_id, training_arguments
+    from kidsql.distill.trainer import DistillTrainer, build_split_prompts, mask_token_id, training_arguments
 
     tok = load_bench_tokenizer(bench)
     config = load_config(None, method=method.name, student="x", data=str(bench), output_dir=str(tmp_path / "out"))
-    prompts, sqls = _prompts(config, tok)
+    prompts, sqls = build_split_prompts(config, tok)
     return DistillTrainer(
         model=tiny_llama(tok, seed=2), args=training_arguments(config), train_dataset=encode_examples(tok, prompts, sqls),
         data_collator=SqlCollator(tok.pad_token_id), processing_class=tok, method=method,

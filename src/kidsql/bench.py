@@ -193,7 +193,9 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, splits: list[str]
     if cfg.curve_every > 0:
         callbacks.append(P.dev_curve_callback(bench, tokenizer, curve_file, every=cfg.curve_every, size=cfg.curve_size,
                                               max_prompt_tokens=cfg.max_prompt_tokens,
-                                              max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size))
+                                              max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size,
+                                              num_sample_values=cfg.num_sample_values,
+                                              matched_values=cfg.matched_values))
     res = P.train_student(bench, variant.method, cfg.student, teacher_dir, train_dir,
                           P.student_budget(cfg, save_steps=cfg.save_steps), seed=seed, overrides=variant.overrides,
                           callbacks=callbacks, resume="auto")

@@ -5,7 +5,8 @@ Why each step looks the way it does:
   killed run never leaves a half-written benchmark that a later run would trust.
 * `ensure_teacher` trains the SFT teacher once per (benchmark path, model spec, budget, seed) and reuses it:
   every student of a demo/bench run must see the same teacher, and the teacher is the slowest model to train.
-* `predict` builds prompts with the trainer's own helper (`kidsql.distill.trainer._prompts`), so evaluation
+* `predict` builds prompts with the trainer's own helper (`kidsql.distill.trainer.build_split_prompts`) and the
+  prompt options saved with the model, so evaluation
   prompts are byte-identical to training prompts (same token budget, same tokenizer).
 * `score` hands the benchmark folder to `kidsql.evaluate.evaluate` as the suite dir, so TS runs on every
   `database/<db_id>/*.sqlite` instance the generator wrote.
@@ -66,6 +67,8 @@ class RunConfig:
     learning_rate: float = config_field("students' peak learning rate", 1e-3)
     teacher_learning_rate: float = config_field("teacher's peak learning rate", 1e-3)
     max_prompt_tokens: int = config_field("prompt token budget (training and evaluation)", 256)
+    num_sample_values: int = config_field("sample values per column in prompts (0: none, far shorter prompts)", 0)
+    matched_values: bool = config_field("list database values found in the question in prompts", True)
     max_sql_tokens: int = config_field("SQL token budget of training sequences", 112)
     train_limit: int | None = config_field("train on the first N training examples only")
     eval_limit: int | None = config_field("evaluate on the first N examples of each split only")
@@ -158,6 +161,8 @@ class Budget:
     max_new_tokens: int = 96
     gen_batch_size: int = 16
     save_steps: int = 500
+    num_sample_values: int = 0
+    matched_values: bool = True
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.batch_size < 1:
@@ -166,12 +171,14 @@ class Budget:
 
 def teacher_budget(cfg: RunConfig) -> Budget:
     return Budget(cfg.teacher_steps, cfg.batch_size, cfg.teacher_learning_rate, cfg.max_prompt_tokens,
-                  cfg.max_sql_tokens, cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps=50)
+                  cfg.max_sql_tokens, cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps=50,
+                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values)
 
 
 def student_budget(cfg: RunConfig, save_steps: int = 500) -> Budget:
     return Budget(cfg.student_steps, cfg.batch_size, cfg.learning_rate, cfg.max_prompt_tokens, cfg.max_sql_tokens,
-                  cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps)
+                  cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps,
+                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values)
 
 
 # ---------------------------------------------------------------------------------------------- benchmark
@@ -228,6 +235,7 @@ def distill_config(bench_dir: Path, method: str, student: str, output_dir: Path,
         max_sql_tokens=budget.max_sql_tokens, logging_steps=max(1, budget.max_steps // 10),
         save_steps=budget.save_steps, save_total_limit=1, resume=resume,
         gen_max_new_tokens=budget.max_new_tokens, gen_batch_size=budget.gen_batch_size,
+        num_sample_values=budget.num_sample_values, matched_values=budget.matched_values,
         **(overrides or {}),
     )
 
@@ -309,13 +317,22 @@ def peak_memory_mb() -> float | None:
 
 
 def split_prompts(bench_dir: Path, split: str, tokenizer: Any, *, limit: int | None = None,
-                  max_prompt_tokens: int = 1024) -> tuple[list[str], list[str]]:
-    """Prompts and gold SQL of a split, built by the trainer's own helper (identical to training prompts)."""
-    from kidsql.distill.config import DistillConfig
-    from kidsql.distill.trainer import _prompts
+                  max_prompt_tokens: int = 1024, model_dir: Path | None = None,
+                  num_sample_values: int = 0, matched_values: bool = True) -> tuple[list[str], list[str]]:
+    """Prompts and gold SQL of a split, built by the trainer's own helper (identical to training prompts).
 
-    config = DistillConfig(data=str(bench_dir), split=split, limit=limit, max_prompt_tokens=max_prompt_tokens)
-    return _prompts(config, tokenizer)
+    With `model_dir`, the prompt options saved there at training time win over the arguments."""
+    from kidsql.distill.config import DistillConfig
+    from kidsql.distill.trainer import build_split_prompts
+    from kidsql.prompts import read_prompt_options
+
+    saved = read_prompt_options(model_dir) if model_dir is not None else {}
+    config = DistillConfig(
+        data=str(bench_dir), split=split, limit=limit,
+        max_prompt_tokens=saved.get("max_prompt_tokens", max_prompt_tokens),
+        num_sample_values=saved.get("num_sample_values", num_sample_values) if saved.get("with_values", True) else 0,
+        matched_values=saved.get("with_matched_values", matched_values))
+    return build_split_prompts(config, tokenizer)
 
 
 def split_examples(bench_dir: Path, split: str, limit: int | None = None) -> tuple[list[Example], Any]:
@@ -345,7 +362,8 @@ def predict(model_dir: Path, bench_dir: Path, split: str, limit: int | None = No
 
     if model is None or tokenizer is None:
         model, tokenizer = load_for_inference(model_dir)
-    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=limit, max_prompt_tokens=max_prompt_tokens)
+    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=limit, max_prompt_tokens=max_prompt_tokens,
+                               model_dir=model_dir)
     return generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
 
 
@@ -369,7 +387,8 @@ def summary_metrics(report: EvalReport) -> dict[str, float | int | None]:
 
 
 def dev_curve_callback(bench_dir: Path, tokenizer: Any, path: Path, *, every: int, size: int, split: str = "dev",
-                       max_prompt_tokens: int = 1024, max_new_tokens: int = 96, batch_size: int = 16) -> Any:
+                       max_prompt_tokens: int = 1024, max_new_tokens: int = 96, batch_size: int = 16,
+                       num_sample_values: int = 0, matched_values: bool = True) -> Any:
     """A TrainerCallback: every `every` steps, greedy SQL for the first `size` examples of `split`, scored by
     execution (EX), appended as {"step", "ex"} to `path` (JSON lines). Points are written as they are made, so a
     resumed run keeps the points of its first part. The model is the live one from the callback kwargs."""
@@ -378,7 +397,8 @@ def dev_curve_callback(bench_dir: Path, tokenizer: Any, path: Path, *, every: in
     from kidsql.evaluate import evaluate
     from kidsql.generate import generate_sql
 
-    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=size, max_prompt_tokens=max_prompt_tokens)
+    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=size, max_prompt_tokens=max_prompt_tokens,
+                               num_sample_values=num_sample_values, matched_values=matched_values)
     examples, bench = split_examples(bench_dir, split, size)
     db_dir = Path(bench_dir) / "database"
 

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kidsql.data.types import Column, Example, Schema
+from kidsql.data.types import Benchmark, Column, Example, Schema
 
 SQL_START = "\nSQL:"
 
@@ -232,3 +232,56 @@ def build_prompt(example: Example, schema: Schema, db_path: Path | None, options
         else:
             lo = mid
     return prompt_after(hi)
+
+
+# ------------------------------------------------------------------- a split's prompts, and their saved options
+# Training, `kidsql predict` and the demo/bench all build prompts here, and a trained model folder records the
+# options it was trained with (`prompt_options.json`), so evaluation prompts are the training prompts.
+
+PROMPT_OPTIONS_FILE = "prompt_options.json"
+_SAVED_FIELDS = ("num_sample_values", "with_values", "with_matched_values", "max_matched_per_column",
+                 "max_prompt_tokens")
+
+
+def build_prompts(bench: Benchmark, examples: list[Example], options: PromptOptions | None = None) -> list[str]:
+    """Prompts for `examples` of `bench`, in order, with a progress bar on long splits."""
+    from tqdm.auto import tqdm
+
+    from kidsql.errors import KidsqlError
+
+    prompts = []
+    for ex in tqdm(examples, desc="prompts", unit="ex", disable=len(examples) < 200):
+        if ex.db_id not in bench.schemas:
+            raise KidsqlError(f"{bench.name}: no schema for db_id {ex.db_id!r}; add it to tables.json")
+        db_path = bench.db_path(ex.db_id)
+        prompts.append(build_prompt(ex, bench.schemas[ex.db_id], db_path if db_path.is_file() else None, options))
+    return prompts
+
+
+def save_prompt_options(options: PromptOptions, model_dir: Path) -> Path:
+    """Write the options a model was trained with beside its weights (the token counter is not saved)."""
+    import json
+
+    path = Path(model_dir) / PROMPT_OPTIONS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: getattr(options, k) for k in _SAVED_FIELDS}, indent=1), encoding="utf-8")
+    return path
+
+
+def read_prompt_options(model_dir: Path) -> dict:
+    """The saved PromptOptions fields of a model folder ({} when it has none); a bad file is a one-line error."""
+    import json
+
+    from kidsql.errors import KidsqlError
+
+    path = Path(model_dir) / PROMPT_OPTIONS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise KidsqlError(f"{path}: malformed JSON ({err.msg}); fix or delete the file") from None
+    if not isinstance(saved, dict) or set(saved) - set(_SAVED_FIELDS):
+        unknown = sorted(set(saved) - set(_SAVED_FIELDS)) if isinstance(saved, dict) else saved
+        raise KidsqlError(f"{path}: unknown prompt options {unknown}; allowed keys: {sorted(_SAVED_FIELDS)}")
+    return saved

@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from kidsql.data.load import load_benchmark
     from kidsql.generate import generate_sql
     from kidsql.models import load_model, load_tokenizer
+    from kidsql.prompts import build_prompts, read_prompt_options
 
-    saved_options = _saved_prompt_options(Path(args.model))  # bad files fail before any slow loading
+    saved_options = read_prompt_options(Path(args.model))  # bad files fail before any slow loading
     bench = load_benchmark(args.data, args.split, kind=args.kind, use_evidence=not args.no_evidence)
     examples = bench.examples[: args.limit] if args.limit is not None else bench.examples
     if not examples:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
     options = _prompt_options(saved_options, tokenizer, model, args.max_new_tokens)
-    prompts = _build_prompts(bench, examples, options)
+    prompts = build_prompts(bench, examples, options)
 
     start = time.perf_counter()
     sqls = generate_sql(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
@@ -76,26 +77,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _saved_prompt_options(model_dir: Path) -> dict[str, Any]:
-    """PromptOptions fields from the model folder's prompt_options.json ({} when absent)."""
-    import dataclasses
-
-    from kidsql.prompts import PromptOptions
-
-    path = model_dir / "prompt_options.json"
-    if not path.is_file():
-        return {}
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise KidsqlError(f"{path}: malformed JSON ({err.msg}); fix or delete the file") from None
-    known = {f.name for f in dataclasses.fields(PromptOptions)} - {"count_tokens"}
-    if not isinstance(saved, dict) or set(saved) - known:
-        unknown = sorted(set(saved) - known) if isinstance(saved, dict) else saved
-        raise KidsqlError(f"{path}: unknown prompt options {unknown}; allowed keys: {sorted(known)}")
-    return saved
-
-
 def _prompt_options(saved: dict[str, Any], tokenizer: Any, model: Any, max_new_tokens: int) -> Any:
     """Saved options, with a token budget (the model's context minus the SQL) counted by the model's tokenizer."""
     from kidsql.prompts import PromptOptions
@@ -105,17 +86,3 @@ def _prompt_options(saved: dict[str, Any], tokenizer: Any, model: Any, max_new_t
     if limit and saved.get("max_prompt_tokens") is None:
         saved["max_prompt_tokens"] = max(limit - max_new_tokens, 1)
     return PromptOptions(**saved, count_tokens=lambda text: len(tokenizer(text)["input_ids"]))
-
-
-def _build_prompts(bench: Any, examples: list[Any], options: Any) -> list[str]:
-    from tqdm.auto import tqdm
-
-    from kidsql.prompts import build_prompt
-
-    prompts = []
-    for ex in tqdm(examples, desc="prompts", unit="example"):
-        if ex.db_id not in bench.schemas:
-            raise KidsqlError(f"{bench.name}: no schema for db_id {ex.db_id!r}; add it to tables.json")
-        db_path = bench.db_path(ex.db_id)
-        prompts.append(build_prompt(ex, bench.schemas[ex.db_id], db_path if db_path.is_file() else None, options))
-    return prompts

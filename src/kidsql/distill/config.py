@@ -54,6 +54,8 @@ class DistillConfig:
     shuffle: bool = _h("shuffle training examples (off: sequential order, for reproducibility tests)", True)
     max_prompt_tokens: int = _h("prompt token budget (paper: 1024-2048)", 1024)
     max_sql_tokens: int = _h("SQL token budget (paper: 128-256)", 256)
+    num_sample_values: int = _h("sample values per column in the prompt (0: none, far shorter prompts)", 2)
+    matched_values: bool = _h("list the database values found in the question in the prompt", True)
     chunk_size: int | None = _h("positions per chunk in the divergence (None: automatic)")
     # checkpoints and logs
     logging_steps: int = _h("log loss / tokens/s / step time every N steps", 10)

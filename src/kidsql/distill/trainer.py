@@ -323,7 +323,7 @@ def build_trainer(
         check_vocab_compatible(teacher, student, teacher_tok, tokenizer)
         vocab = shared_vocab_size(teacher, student, tokenizer)
 
-    prompts, sqls = _prompts(config, tokenizer)
+    prompts, sqls = build_split_prompts(config, tokenizer)
     state = PartialState()
     if method.sequences == "teacher":
         greedy = GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=False, batch_size=config.gen_batch_size)
@@ -355,7 +355,11 @@ def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, tr
     out = Path(config.output_dir)
     model_dir = out / "final" if config.save_final else None
     if model_dir is not None:
+        from kidsql.prompts import save_prompt_options
+
         trainer.save_model(str(model_dir))
+        if trainer.is_world_process_zero():
+            save_prompt_options(prompt_options(config, trainer.processing_class), model_dir)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     peak, kind = _peak_memory()
     world = trainer.accelerator.num_processes
@@ -395,20 +399,22 @@ def _tokenizer_spec(config: DistillConfig) -> str:
     raise KidsqlError(f"no tokenizer for {config.student}: pass --tokenizer DIR (or put one in {bench_tok})")
 
 
-def _prompts(config: DistillConfig, tokenizer: Any) -> tuple[list[str], list[str]]:
-    """Prompts (fitted to the real tokenizer's budget) and gold SQL of the training split."""
-    from tqdm.auto import tqdm
+def prompt_options(config: DistillConfig, tokenizer: Any) -> Any:
+    """The PromptOptions a run trains with; saved beside the model so evaluation builds the same prompts."""
+    from kidsql.prompts import PromptOptions
 
+    return PromptOptions(num_sample_values=config.num_sample_values, with_values=config.num_sample_values > 0,
+                         with_matched_values=config.matched_values, max_prompt_tokens=config.max_prompt_tokens,
+                         count_tokens=lambda text: len(tokenizer(text)["input_ids"]))
+
+
+def build_split_prompts(config: DistillConfig, tokenizer: Any) -> tuple[list[str], list[str]]:
+    """Prompts (fitted to the real tokenizer's budget) and gold SQL of `config.split` of `config.data`."""
     from kidsql.data.load import load_benchmark
-    from kidsql.prompts import PromptOptions, build_prompt
+    from kidsql.prompts import build_prompts
 
     bench = load_benchmark(Path(config.data), config.split, kind=config.data_kind, use_evidence=config.use_evidence)
     examples = bench.examples[: config.limit] if config.limit else bench.examples
     if not examples:
         raise KidsqlError(f"{config.data}: split {config.split!r} has no examples; pick another --split")
-    options = PromptOptions(max_prompt_tokens=config.max_prompt_tokens,
-                            count_tokens=lambda text: len(tokenizer(text)["input_ids"]))
-    prompts = [build_prompt(e, bench.schemas[e.db_id], bench.db_path(e.db_id), options)
-               for e in tqdm(examples, desc="prompts", unit="ex", disable=len(examples) < 200)]
-    return prompts, [e.sql for e in examples]
-
+    return build_prompts(bench, examples, prompt_options(config, tokenizer)), [e.sql for e in examples]
