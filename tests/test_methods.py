@@ -27,7 +27,8 @@ def test_named_methods_follow_the_paper() -> None:
         assert METHODS[name].divergence == div
     # on gold data every KD baseline gets the MLE term (the paper's fairness rule); on-policy mixes use lambda 0.5
     assert all(METHODS[n].mle_weight == 1.0 for n in ("fkd", "rkd", "imitkd", "gkd", "kid"))
-    assert all(METHODS[n].student_fraction == 0.5 for n in ("gkd", "gkd-jsd", "imitkd", "fdistill"))
+    assert all(METHODS[n].student_fraction == 0.5 for n in ("gkd", "gkd-jsd", "fdistill"))
+    assert METHODS["imitkd"].fraction_schedule == "linear" and METHODS["gkd"].fraction_schedule == "constant"
     assert METHODS["fdistill"].divergence == "tvd" and METHODS["fdistill"].sequences == "teacher"
 
 
@@ -99,3 +100,13 @@ def test_every_method_reduces_its_loss(setup, name: str) -> None:
     after = _eval_loss(trainer)
     assert trainer.state.global_step == 15
     assert after < 0.85 * before, f"{name}: loss {before:.4f} -> {after:.4f}"
+
+
+def test_on_policy_fraction_schedules():
+    imit, gkd = METHODS["imitkd"], METHODS["gkd"]
+    # ImitKD: no student samples at the start, half-way at mid-run, all at the end (linear ramp to 1.0)
+    assert [imit.on_policy_fraction(s, 100) for s in (0, 50, 100, 150)] == [0.0, 0.5, 1.0, 1.0]
+    # GKD: lambda throughout
+    assert {gkd.on_policy_fraction(s, 100) for s in (0, 50, 100)} == {0.5}
+    with pytest.raises(KidsqlError, match="fraction_schedule"):
+        dataclasses.replace(gkd, fraction_schedule="cosine")

@@ -95,6 +95,7 @@ class Method:
     divergence: str | None = None
     mle_weight: float = 1.0
     student_fraction: float = 0.0
+    fraction_schedule: str = "constant"  # "linear": the on-policy fraction ramps 0 -> student_fraction (ImitKD)
     beta: float = 0.5  # GKD's JSD weight
     skew_alpha: float = 0.1  # DistiLLM's skew for skl/srkl
     temperature: float = 1.0
@@ -106,8 +107,19 @@ class Method:
         _check(self.sequences in SEQUENCE_SOURCES, f"sequences {self.sequences!r} unknown; use one of {', '.join(SEQUENCE_SOURCES)}")
         _check(self.divergence is None or self.divergence in DIVERGENCES,
                f"divergence {self.divergence!r} unknown; use one of {', '.join(DIVERGENCES)}")
+        _check(self.fraction_schedule in ("constant", "linear"),
+               f"fraction_schedule {self.fraction_schedule!r} unknown; use constant or linear")
         _check(0.0 <= self.student_fraction <= 1.0, f"student_fraction must lie in [0, 1], got {self.student_fraction}")
         _check(self.divergence is not None or self.mle_weight > 0, f"method {self.name}: no divergence and mle_weight 0 leaves no loss")
+
+    def on_policy_fraction(self, step: int, max_steps: int) -> float:
+        """Chance that a batch at `step` trains on the student's own samples.
+
+        GKD keeps it fixed (lambda). ImitKD anneals its data mixture from the oracle's sequences towards the
+        student's own as training goes (Lin et al., 2020), read here as a linear ramp over the run."""
+        if self.fraction_schedule == "linear":
+            return self.student_fraction * min(1.0, step / max(1, max_steps))
+        return self.student_fraction
 
     @property
     def needs_teacher(self) -> bool:
@@ -122,7 +134,7 @@ METHODS: dict[str, Method] = {
         Method("fkd", divergence="fkl"),
         Method("rkd", divergence="rkl"),
         Method("fdistill", sequences="teacher", student_fraction=0.5, divergence="tvd", mle_weight=0.0),
-        Method("imitkd", student_fraction=0.5, divergence="fkl"),
+        Method("imitkd", student_fraction=1.0, fraction_schedule="linear", divergence="fkl"),
         Method("gkd", student_fraction=0.5, divergence="jsd", beta=0.5),
         Method("gkd-fkl", student_fraction=0.5, divergence="fkl"),
         Method("gkd-rkl", student_fraction=0.5, divergence="rkl"),

@@ -154,7 +154,8 @@ class DistillTrainer(Trainer):
     def _sequences(self, model: Any, inputs: dict[str, torch.Tensor], seed: int) -> dict[str, Any]:
         """The sequences this micro-batch trains on, with the positions of each loss term and the MLE targets."""
         m, ids, attn, sql = self.method, inputs["input_ids"], inputs["attention_mask"], inputs["sql_mask"].bool()
-        if m.student_fraction > 0 and random.Random(seed).random() < m.student_fraction:
+        fraction = m.on_policy_fraction(self.state.global_step, self.state.max_steps)
+        if fraction > 0 and random.Random(seed).random() < fraction:
             s = student_generated(self.accelerator.unwrap_model(model), inputs, self.generation,
                                   eos_token_id=self.eos_id, pad_token_id=self.pad_id)
             return {"ids": s["input_ids"], "attn": s["attention_mask"], "kl": s["sql_mask"], "mle": None}
