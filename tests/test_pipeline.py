@@ -11,14 +11,15 @@ import pytest
 from kidsql import pipeline as P
 from kidsql.bench import BenchConfig, aggregate, variants
 from kidsql.commands.demo import DemoConfig, conclusion
+from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
 from kidsql.errors import KidsqlError
 
 
 def _parse(cls, argv):
     parser = argparse.ArgumentParser()
-    P.add_dataclass_arguments(parser, cls)
+    add_dataclass_arguments(parser, cls)
     args = parser.parse_args(argv)
-    return P.load_dataclass(cls, args.config, **P.given_fields(args, cls))
+    return load_dataclass(cls, args.config, **given_fields(args, cls))
 
 
 def test_config_precedence_defaults_yaml_command_line(tmp_path):

@@ -10,9 +10,8 @@ Why each step looks the way it does:
   prompts are byte-identical to training prompts (same token budget, same tokenizer).
 * `score` hands the benchmark folder to `kidsql.evaluate.evaluate` as the suite dir, so TS runs on every
   `database/<db_id>/*.sqlite` instance the generator wrote.
-* Configs are flat dataclasses loaded like `DistillConfig`: defaults < YAML (`--config`) < command line.
-  `add_dataclass_arguments`/`load_dataclass` are `kidsql.distill.config`'s two helpers generalised to any
-  dataclass (that module's versions are tied to `DistillConfig`).
+* Configs are flat dataclasses loaded like `DistillConfig` (`kidsql.config`): defaults < YAML (`--config`) <
+  command line.
 * Peak memory per run: on CPU the trainer reports the process's peak RSS, which only grows within one process
   (a bench runs many trainings in one process). `reset_peak_memory` clears the kernel's high-water mark
   (`/proc/self/clear_refs`) before each training, so `peak_memory_mb` after it is that run's own peak.
@@ -20,8 +19,6 @@ Why each step looks the way it does:
 
 from __future__ import annotations
 
-import argparse
-import copy
 import dataclasses
 import hashlib
 import json
@@ -30,7 +27,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
 
@@ -39,9 +36,6 @@ if TYPE_CHECKING:
     from kidsql.distill.config import DistillConfig
     from kidsql.distill.trainer import TrainResult
     from kidsql.evaluate import EvalReport
-
-T = TypeVar("T")
-
 
 def config_field(text: str, default: Any = None) -> Any:
     """A dataclass field with its --help text (HfArgumentParser reads metadata["help"])."""
@@ -76,57 +70,6 @@ class RunConfig:
     gen_batch_size: int = config_field("prompts per generation batch", 16)
     seed: int = config_field("seed of the students (bench: the first seed)", 0)
     eval_workers: int | None = config_field("evaluation processes (default: all cores)")
-
-
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """`--config` plus one option per field of `cls` (HfArgumentParser's rules: `--a_b` and `--a-b`).
-
-    Options default to SUPPRESS so that `given_fields` returns only what the user typed, which is what lets the
-    command line override the YAML file.
-    """
-    from transformers import HfArgumentParser
-
-    parser.add_argument("--config", default=None, help="YAML file of options (command-line options override it)")
-    hints = get_type_hints(cls)
-    names = set()
-    for f in dataclasses.fields(cls):
-        f = copy.copy(f)  # HfArgumentParser rewrites field.type in place
-        f.type = hints[f.name]
-        HfArgumentParser._parse_dataclass_field(parser, f)
-        names.add(f.name)
-    for action in parser._actions:
-        if action.dest in names:
-            action.default = argparse.SUPPRESS
-            action.required = False
-
-
-def given_fields(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The fields of `cls` present in a namespace parsed by a parser from `add_dataclass_arguments`."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-
-
-def load_dataclass(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
-    """Defaults < YAML file at `path` < `overrides`; unknown keys are a one-line error naming the file."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise KidsqlError(f"{p}: config file not found; pass an existing YAML file to --config")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise KidsqlError(f"{p}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from err
-        if not isinstance(loaded, dict):
-            raise KidsqlError(f"{p}: expected a mapping of option: value; write one 'key: value' per line")
-        values.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
-    values.update(overrides)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise KidsqlError(f"{path or 'config'}: unknown option(s) {', '.join(unknown)}; see --help for the fields")
-    return cls(**values)
 
 
 # ---------------------------------------------------------------------------------------------- progress

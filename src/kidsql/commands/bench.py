@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from kidsql.bench import BenchConfig
-from kidsql.pipeline import add_dataclass_arguments, given_fields, load_dataclass
+from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

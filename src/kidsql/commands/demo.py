@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from kidsql.errors import KidsqlError
-from kidsql.pipeline import RunConfig, config_field, add_dataclass_arguments, given_fields, load_dataclass
+from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
+from kidsql.pipeline import RunConfig, config_field
 
 
 @dataclass

@@ -11,13 +11,12 @@ Precedence: dataclass defaults < the YAML file (`--config`) < options given on t
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-from kidsql.errors import KidsqlError
+from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
 
 
 def _h(text: str, default: Any = dataclasses.MISSING) -> Any:
@@ -96,52 +95,14 @@ class DistillConfig:
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> DistillConfig:
     """Defaults < YAML file at `path` < `overrides`; unknown keys are a one-line error naming the file."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise KidsqlError(f"{p}: config file not found; pass an existing YAML file to --config")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise KidsqlError(f"{p}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from err
-        if not isinstance(loaded, dict):
-            raise KidsqlError(f"{p}: expected a mapping of option: value; write one 'key: value' per line")
-        values.update({k.replace("-", "_"): v for k, v in loaded.items()})
-    values.update(overrides)
-    known = {f.name for f in dataclasses.fields(DistillConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        where = f"{path}" if path is not None else "config"
-        raise KidsqlError(f"{where}: unknown option(s) {', '.join(unknown)}; see `kidsql distill --help`")
-    return DistillConfig(**values)
+    return load_dataclass(DistillConfig, path, **overrides)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
-    """Add `--config` and one option per DistillConfig field (HfArgumentParser's field rules) to `parser`.
-
-    The options default to SUPPRESS so that `given_options` sees only what the user typed: that is what lets
-    the command line override the YAML file without re-implementing a config parser.
-    """
-    from transformers import HfArgumentParser
-
-    parser.add_argument("--config", default=None, help="YAML file of options (command-line options override it)")
-    hints = get_type_hints(DistillConfig)
-    for f in dataclasses.fields(DistillConfig):
-        if f.name in skip:
-            continue
-        f = copy.copy(f)  # HfArgumentParser rewrites field.type in place; keep the class's fields intact
-        f.type = hints[f.name]
-        HfArgumentParser._parse_dataclass_field(parser, f)
-    names = {f.name for f in dataclasses.fields(DistillConfig)}
-    for action in parser._actions:
-        if action.dest in names:
-            action.default = argparse.SUPPRESS
-            action.required = False
+    """Add `--config` and one option per DistillConfig field to `parser` (see `kidsql.config`)."""
+    add_dataclass_arguments(parser, DistillConfig, skip=skip)
 
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The DistillConfig fields present in a namespace parsed by a parser from `add_config_arguments`."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig) if hasattr(args, f.name)}
+    return given_fields(args, DistillConfig)
