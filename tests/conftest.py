@@ -30,3 +30,14 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private KIDSQL_CACHE and an empty in-memory value index, so cache tests see only their own builds."""
+    from kidsql.data.values import clear_memory_cache
+
+    monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path / "cache"))
+    clear_memory_cache()
+    yield tmp_path / "cache"
+    clear_memory_cache()

@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 
 from kidsql.cli import main
-from kidsql.data.values import clear_memory_cache
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path / "cache"))
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def _has_hardness() -> bool:

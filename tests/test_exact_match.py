@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +22,8 @@ from kidsql.sql.exact_match import (
 from kidsql.sql.spider_parse import SpiderParseError, parse_sql, tokenize
 
 
-def _table(name: str, *cols: str) -> Table:
-    return Table(name, [Column(name, c) for c in cols])
-
-
-SCHEMA = Schema(
-    "concert_singer",
-    [
-        _table("singer", "singer_id", "name", "country", "age", "is_male"),
-        _table("concert", "concert_id", "concert_name", "year", "stadium_id"),
-        _table("singer_in_concert", "concert_id", "singer_id"),
-        _table("stadium", "stadium_id", "name", "capacity"),
-    ],
-    [
-        ForeignKey("concert", "stadium_id", "stadium", "stadium_id"),
-        ForeignKey("singer_in_concert", "singer_id", "singer", "singer_id"),
-        ForeignKey("singer_in_concert", "concert_id", "concert", "concert_id"),
-    ],
-)
+sys.path.insert(0, str(Path(__file__).parent))
+from _spider_schema import SCHEMA, _table  # noqa: E402
 GERMAN = Schema("concert_singer_de", [_table("Sänger", "Sänger_ID", "Name", "Land", "alter")])
 
 

@@ -15,13 +15,6 @@ from kidsql.models import load_model
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run 10-100x slower with several threads on a busy 2-core machine (spin-waiting)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 WORDS = "select count ( * ) from where name age singer concert = , 1 2 3 and or".split()
 PROMPTS = ["<s> select", "<s> select name from singer where", "<s> count ( * )", "<s> 1 2 3 and or age", "<s> ="]
 STEPS = 12

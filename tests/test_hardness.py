@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from kidsql.data.types import Column, ForeignKey, Schema, Table
 from kidsql.sql.hardness import (
     LEVELS,
     count_component1,
@@ -22,24 +22,8 @@ from kidsql.sql.hardness import (
 from kidsql.sql.spider_parse import SpiderParseError, parse_sql
 
 
-def _table(name: str, *cols: str) -> Table:
-    return Table(name, [Column(name, c) for c in cols])
-
-
-SCHEMA = Schema(
-    "concert_singer",
-    [
-        _table("singer", "singer_id", "name", "country", "age", "is_male"),
-        _table("concert", "concert_id", "concert_name", "year", "stadium_id"),
-        _table("singer_in_concert", "concert_id", "singer_id"),
-        _table("stadium", "stadium_id", "name", "capacity"),
-    ],
-    [
-        ForeignKey("concert", "stadium_id", "stadium", "stadium_id"),
-        ForeignKey("singer_in_concert", "singer_id", "singer", "singer_id"),
-        ForeignKey("singer_in_concert", "concert_id", "concert", "concert_id"),
-    ],
-)
+sys.path.insert(0, str(Path(__file__).parent))
+from _spider_schema import SCHEMA  # noqa: E402
 JOIN3 = (
     "FROM singer_in_concert AS T1 JOIN singer AS T2 ON T1.singer_id = T2.singer_id "
     "JOIN concert AS T3 ON T1.concert_id = T3.concert_id"

@@ -25,13 +25,6 @@ from kidsql.models import (
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run 10-100x slower with several threads on a busy 2-core machine (spin-waiting)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def word_tokenizer(words: list[str], *, pad: bool = True) -> PreTrainedTokenizerFast:

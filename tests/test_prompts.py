@@ -9,16 +9,10 @@ from pathlib import Path
 import pytest
 
 from kidsql.data.types import Column, Example, ForeignKey, Schema, Table
-from kidsql.data.values import clear_memory_cache
 from kidsql.prompts import SQL_START, PromptOptions, build_prompt, target_text
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path / "cache"))
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def music_db(tmp_path: Path) -> Path:
