@@ -154,6 +154,10 @@ def plot_score_vs_latency(points: Sequence[Mapping[str, Any]], path: Path, *, ti
     ax.set_ylabel("average score (EX and TS over splits)")
     ax.set_title(title or "score against training latency (error bars: std over seeds)")
     ax.grid(alpha=0.3)
+    return _save_figure(plt, fig, path)
+
+
+def _save_figure(plt, fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib objects
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -197,8 +201,4 @@ def plot_learning_curves(curves: Mapping[str, Sequence[Sequence[Sequence[float]]
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save_figure(plt, fig, path)
