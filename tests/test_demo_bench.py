@@ -30,7 +30,7 @@ def env(tmp_path_factory):
     spec = f"tiny:{root / 'micro.yaml'}"
     tiny = ["--teacher", spec, "--student", spec, "--teacher_steps", "3", "--student_steps", "2", "--batch_size", "2",
             "--max_prompt_tokens", "96", "--max_sql_tokens", "32", "--max_new_tokens", "8", "--train_limit", "16",
-            "--eval_limit", "5", "--eval_workers", "1"]
+            "--eval_limit", "5", "--eval_workers", "1", "--bench_size", "small"]
     yield root, tiny
     if old is None:
         os.environ.pop("KIDSQL_CACHE", None)
