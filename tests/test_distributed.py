@@ -1,4 +1,4 @@
-"""2 CPU processes (gloo, `torchrun`) with per-device batch b == 1 process with batch 2b, step by step.
+"""2 CPU processes (gloo, `accelerate launch`) with per-device batch b == 1 process with batch 2b, step by step.
 
 This is what the global per-token normalisation in `DistillTrainer.compute_loss` is for: SQL token counts are
 gathered from all processes, so the loss (and its gradient) is the mean over the GLOBAL batch, not a mean of
@@ -34,6 +34,8 @@ for method, extra in [("rkd", {}), ("kid", {"kid_strategy": "uniform", "kid_alph
         save_steps=1000, shuffle=False, seed=0, **extra))
     results[method] = [(h["loss"], h["grad_norm"]) for h in r.log_history if "loss" in h]
 import torch.distributed as dist
+results["world_size"] = dist.get_world_size() if dist.is_initialized() else 1
+results["backend"] = dist.get_backend() if dist.is_initialized() else None
 if not dist.is_initialized() or dist.get_rank() == 0:
     Path(out, "losses.json").write_text(json.dumps(results))
 '''
@@ -41,8 +43,8 @@ if not dist.is_initialized() or dist.get_rank() == 0:
 
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path) -> None:
-    if shutil.which("torchrun") is None:
-        pytest.skip("the `torchrun` launcher is not on PATH")
+    if shutil.which("accelerate") is None:
+        pytest.skip("the `accelerate` launcher is not on PATH (pip install accelerate)")
     from kidsql.models import load_tokenizer
     from _tiny import tiny_llama
 
@@ -58,15 +60,19 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path) ->
 
     def launch(n: int, batch: int) -> dict:
         out = tmp_path / f"p{n}"
-        # torchrun, not `accelerate launch --cpu`: the latter starts ONE process on a machine without GPUs
-        cmd = ["torchrun", "--nproc_per_node", str(n), "--master_port", str(29500 + 7 * n),
-               str(script), str(bench), spec, str(teacher), str(out), str(batch)]
+        # `--multi_gpu` picks accelerate's torch.distributed launcher; on a machine without GPUs the trainer runs
+        # on the CPU over gloo. (`--cpu` would start ONE process.) One process is launched plainly.
+        launcher = (["accelerate", "launch", "--multi_gpu", "--num_processes", str(n), "--num_machines", "1",
+                     "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(29500 + 7 * n)]
+                    if n > 1 else [sys.executable])
+        cmd = launcher + [str(script), str(bench), spec, str(teacher), str(out), str(batch)]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads((out / "losses.json").read_text())
 
     two = launch(2, 2)
     one = launch(1, 4)
+    assert (two["world_size"], two["backend"]) == (2, "gloo") and one["world_size"] == 1
     for method in ("rkd", "kid"):
         assert len(one[method]) == len(two[method]) == 4
         for (l1, g1), (l2, g2) in zip(one[method], two[method]):
