@@ -15,6 +15,7 @@ import pytest
 from kidsql.data.synth import SIZES, generate_benchmark
 from kidsql.data.synth.domains import DEV_DOMAINS, DOMAINS
 from kidsql.data.synth.grammar import plural
+from kidsql.data.synth.renames import ALTERNATIVES, RESERVED, TRAIN_RENDERINGS, render, renderings
 from kidsql.data.synth.variants import SYNONYMS
 from kidsql.errors import KidsqlError
 
@@ -46,7 +47,9 @@ def test_layout_counts_and_tables_json_match_sqlite(bench):
     train, dev = load(bench, "train"), load(bench, "dev")
     assert (len(train), len(dev)) == SIZES["small"]
     tables = json.loads((bench / "tables.json").read_text())
-    assert sorted(t["db_id"] for t in tables) == sorted(d.db_id for d in DOMAINS)
+    train_doms = [d for d in DOMAINS if d.db_id not in DEV_DOMAINS]
+    expected = [r.db_id for r in renderings(train_doms, TRAIN_RENDERINGS["small"], 0)] + list(DEV_DOMAINS)
+    assert sorted(t["db_id"] for t in tables) == sorted(expected)
     for entry in tables:
         assert set(entry["column_types"]) <= {"text", "number", "time"}
         assert len(entry["column_types"]) == len(entry["column_names"]) == len(entry["column_names_original"])
@@ -87,7 +90,14 @@ def test_train_and_dev_databases_are_disjoint(bench):
     dev_dbs = {ex["db_id"] for ex in load(bench, "dev")}
     assert dev_dbs == set(DEV_DOMAINS)
     assert not train_dbs & dev_dbs
-    assert len(train_dbs) == len(DOMAINS) - len(DEV_DOMAINS)
+    assert len(train_dbs) == (len(DOMAINS) - len(DEV_DOMAINS)) * TRAIN_RENDERINGS["small"]
+    assert all(re.fullmatch(r"[a-z_]+_v\d\d", db) and db.rsplit("_v", 1)[0] not in DEV_DOMAINS for db in train_dbs)
+    # dev table names are never a train table name that a renaming introduced
+    tables = {t["db_id"]: t for t in json.loads((bench / "tables.json").read_text())}
+    dev_tables = {n for db in dev_dbs for n in tables[db]["table_names_original"]}
+    originals = {t.name for d in DOMAINS if d.db_id not in DEV_DOMAINS for t in d.tables}
+    for db in train_dbs:
+        assert not (set(tables[db]["table_names_original"]) & dev_tables) - originals, db
     for split in SPLITS[2:]:
         assert {ex["db_id"] for ex in load(bench, split)} <= dev_dbs
 
@@ -188,6 +198,36 @@ def test_domains_are_well_formed():
                 assert c.natural and "_" not in c.natural
     for word, syn in SYNONYMS.items():
         assert not re.search(rf"\b{re.escape(word)}", syn), (word, syn)  # else "the word is gone" is unverifiable
+
+
+def test_renderings_rename_consistently_and_differ():
+    dom = next(d for d in DOMAINS if d.db_id == "airline")
+    views = [render(dom, k, seed=0) for k in range(12)]
+    assert [v.db_id for v in views] == [f"airline_v{k:02d}" for k in range(12)]
+    assert render(dom, 3, seed=0) == views[3]  # deterministic
+    assert len({tuple(t.name for t in v.tables) for v in views}) >= 6  # identifiers vary across renderings
+    for v in views:
+        assert len(v.tables) == len(dom.tables) and not {t.name for t in v.tables} & RESERVED
+        for t in v.tables:
+            assert t.columns[0].kind == "id" or t.is_junction
+            for c in t.columns:
+                assert re.fullmatch(r"[a-z][a-z0-9_]*", c.name) and c.name not in RESERVED, c.name
+        for child, fk, parent in v.fks():  # foreign keys follow their renamed parent table
+            assert parent.pk is not None and parent.name in {t.name for t in v.tables}
+    dev_tables = {t.name for d in DOMAINS if d.db_id in DEV_DOMAINS for t in d.tables}
+    for word, alts in ALTERNATIVES.items():
+        assert not {a.replace(" ", "_") for a in alts} & dev_tables, word
+        assert word not in alts and all(re.fullmatch(r"[a-z]+( [a-z]+)*", a) for a in alts), word
+
+
+def test_train_questions_use_the_words_of_their_own_rendering(bench):
+    tables = {t["db_id"]: t for t in json.loads((bench / "tables.json").read_text())}
+    for ex in load(bench, "train"):
+        entry = tables[ex["db_id"]]
+        used = [nat for name, nat in zip(entry["table_names_original"], entry["table_names"])
+                if re.search(rf"\b(FROM|JOIN) {name}\b", ex["query"])]
+        # the question names a table of the query by this rendering's natural phrase, not the domain's original
+        assert any(nat in ex["question"] or plural(nat) in ex["question"] for nat in used), (ex["question"], used)
 
 
 def test_plural_of_noun_phrases():

@@ -15,6 +15,7 @@ from kidsql.errors import KidsqlError
 from .content import make_rows, write_sqlite
 from .domains import DEV_DOMAINS, DOMAINS
 from .examples import Checker, build_split, make_variant
+from .renames import TRAIN_RENDERINGS, renderings
 from .writer import dump_json, record, serialize_schema, tables_entry, to_schema
 
 SIZES: dict[str, tuple[int, int]] = {"small": (400, 120), "full": (8000, 1000)}
@@ -30,8 +31,13 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
     out.mkdir(parents=True, exist_ok=True)
     n_train, n_dev = SIZES[size]
 
+    # train: every train domain rendered TRAIN_RENDERINGS[size] times under other identifiers (renames.py), so
+    # that names must be copied from the prompt; dev: the held-out domains under their own names
+    train_doms = renderings([d for d in DOMAINS if d.db_id not in DEV_DOMAINS], TRAIN_RENDERINGS[size], seed)
+    dev_doms = [d for d in DOMAINS if d.db_id in DEV_DOMAINS]
+    all_doms = train_doms + dev_doms
     base_rows = {}
-    for dom in DOMAINS:
+    for dom in all_doms:
         for k in range(TS_INSTANCES + 1):
             rows = make_rows(dom, random.Random(f"{seed}:{dom.db_id}:{k}"))
             name = f"{dom.db_id}.sqlite" if k == 0 else f"{dom.db_id}_{k}.sqlite"
@@ -39,8 +45,6 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
             if k == 0:
                 base_rows[dom.db_id] = rows
 
-    train_doms = [d for d in DOMAINS if d.db_id not in DEV_DOMAINS]
-    dev_doms = [d for d in DOMAINS if d.db_id in DEV_DOMAINS]
     checker = Checker(out / "database", TS_INSTANCES)
     try:
         train = build_split("train", train_doms, base_rows, n_train, seed, checker)
@@ -50,7 +54,7 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
 
     dump_json(out / "train.json", [record(ex) for ex in train])
     dump_json(out / "dev.json", [record(ex) for ex in dev])
-    by_id = {d.db_id: d for d in DOMAINS}
+    by_id = {d.db_id: d for d in all_doms}
     for name in ("syn", "realistic", "dk"):
         recs = []
         for i, ex in enumerate(dev):
@@ -58,7 +62,7 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
             if var is not None:
                 recs.append(record(var, {"dev_index": i, "base_question": ex.question, "changes": var.changes}))
         dump_json(out / f"dev_{name}.json", recs)
-    dump_json(out / "tables.json", [tables_entry(d) for d in DOMAINS])
+    dump_json(out / "tables.json", [tables_entry(d) for d in all_doms])
 
     from kidsql.data.tokenizer import train_tokenizer
 
