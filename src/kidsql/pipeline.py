@@ -12,9 +12,8 @@ Why each step looks the way it does:
   `database/<db_id>/*.sqlite` instance the generator wrote.
 * Configs are flat dataclasses loaded like `DistillConfig` (`kidsql.config`): defaults < YAML (`--config`) <
   command line.
-* Peak memory per run: on CPU the trainer reports the process's peak RSS, which only grows within one process
-  (a bench runs many trainings in one process). `reset_peak_memory` clears the kernel's high-water mark
-  (`/proc/self/clear_refs`) before each training, so `peak_memory_mb` after it is that run's own peak.
+* Peak memory per run: `run_distill` resets the high-water mark before each training (`kidsql.memory`), so a
+  bench that trains many models in one process still reports each run's own peak.
 """
 
 from __future__ import annotations
@@ -219,41 +218,7 @@ def train_student(bench_dir: Path, method: str, student: str, teacher_dir: Path 
 def _train(config: DistillConfig, callbacks: list[Any] | None = None) -> TrainResult:
     from kidsql.distill.trainer import run_distill
 
-    reset_peak_memory()
-    result = run_distill(config, callbacks=callbacks)
-    own = peak_memory_mb()
-    if own is not None:
-        result.peak_memory_mb, result.peak_memory_kind = own, "peak RSS of this run (high-water mark reset before)"
-    return result
-
-
-def reset_peak_memory() -> bool:
-    """Clear the peak-memory counter (CUDA stats, or Linux's VmHWM via clear_refs); False if not possible."""
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        return True
-    try:
-        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
-        return True
-    except OSError:
-        return False
-
-
-def peak_memory_mb() -> float | None:
-    """Peak memory since `reset_peak_memory`: CUDA max allocated, else VmHWM; None where unavailable."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    return run_distill(config, callbacks=callbacks)
 
 
 # ----------------------------------------------------------------------------------- prompts, predict, score

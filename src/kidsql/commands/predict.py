@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _prompt_options(saved: dict[str, Any], tokenizer: Any, model: Any, max_new_tokens: int) -> Any:
     """Saved options, with a token budget (the model's context minus the SQL) counted by the model's tokenizer."""
-    from kidsql.prompts import PromptOptions
+    from kidsql.prompts import PromptOptions, token_counter
 
     saved = dict(saved)
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and saved.get("max_prompt_tokens") is None:
         saved["max_prompt_tokens"] = max(limit - max_new_tokens, 1)
-    return PromptOptions(**saved, count_tokens=lambda text: len(tokenizer(text)["input_ids"]))
+    return PromptOptions(**saved, count_tokens=token_counter(tokenizer))

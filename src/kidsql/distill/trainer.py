@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import random
-import resource
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from kidsql.distill.divergences import cross_entropy, divergence
 from kidsql.distill.methods import GenerationOptions, Method, get_method
 from kidsql.distill.sequences import imperfect_sequences, logits_at, student_generated
 from kidsql.errors import KidsqlError
+from kidsql.memory import peak_memory, reset_peak_memory
 
 
 @dataclass
@@ -287,13 +286,6 @@ def mask_token_id(tokenizer: Any, name: str) -> int:
     return int(tid)
 
 
-def _peak_memory() -> tuple[float | None, str]:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20, "cuda max_memory_allocated"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (2**20 if sys.platform == "darwin" else 2**10), "process peak RSS"
-
-
 def build_trainer(
     config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None
 ) -> DistillTrainer:
@@ -347,6 +339,7 @@ def build_trainer(
 def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None) -> TrainResult:
     """Train per `config` (resuming when `config.resume` says so); save `output_dir/final` and `train_result.json`."""
     trainer = build_trainer(config, callbacks=callbacks, training_args=training_args)
+    reset_peak_memory()  # this run's own peak, even when one process trains several models (bench)
     resume = config.resume
     if resume == "auto":
         from transformers.trainer_utils import get_last_checkpoint
@@ -362,7 +355,7 @@ def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, tr
         if trainer.is_world_process_zero():
             save_prompt_options(prompt_options(config, trainer.processing_class), model_dir)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    peak, kind = _peak_memory()
+    peak, kind = peak_memory()
     world = trainer.accelerator.num_processes
     result = TrainResult(
         output_dir=out, model_dir=model_dir, method=trainer.method.name, final_loss=losses[-1] if losses else None,
@@ -402,11 +395,11 @@ def _tokenizer_spec(config: DistillConfig) -> str:
 
 def prompt_options(config: DistillConfig, tokenizer: Any) -> Any:
     """The PromptOptions a run trains with; saved beside the model so evaluation builds the same prompts."""
-    from kidsql.prompts import PromptOptions
+    from kidsql.prompts import PromptOptions, token_counter
 
     return PromptOptions(num_sample_values=config.num_sample_values, with_values=config.num_sample_values > 0,
                          with_matched_values=config.matched_values, max_prompt_tokens=config.max_prompt_tokens,
-                         count_tokens=lambda text: len(tokenizer(text)["input_ids"]))
+                         count_tokens=token_counter(tokenizer))
 
 
 def build_split_prompts(config: DistillConfig, tokenizer: Any) -> tuple[list[str], list[str]]:
