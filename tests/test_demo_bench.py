@@ -75,6 +75,27 @@ def test_demo_end_to_end(env, capsys):
 
 
 @pytest.mark.slow
+def test_demo_uses_a_given_teacher_folder_as_is_with_zero_teacher_steps(env, capsys):
+    root, tiny = env
+    first = json.loads(_demo(root / "demo_given_a", tiny).read_text(encoding="utf-8"))
+    teacher_dir = first["teacher"]["model_dir"]
+    given = json.loads(_demo(root / "demo_given_b", [*tiny, "--teacher", teacher_dir, "--teacher_steps", "0"])
+                       .read_text(encoding="utf-8"))
+    assert given["teacher"]["model_dir"] == teacher_dir  # not fine-tuned again into a new folder
+    assert json.loads(Path(given["teacher"]["predictions"]).read_text(encoding="utf-8")) == \
+        json.loads(Path(first["teacher"]["predictions"]).read_text(encoding="utf-8"))
+    assert "used as given" in (root / "demo_given_b" / "report.md").read_text(encoding="utf-8")
+    # a tiny: spec cannot be "used as is"
+    assert main(["demo", "--out", str(root / "demo_given_c"), *tiny, "--teacher_steps", "0"]) == 2
+    assert "--teacher_steps 0" in capsys.readouterr().err
+
+
+def _demo(out: Path, args: list[str]) -> Path:
+    assert main(["demo", "--out", str(out), "--methods", "sft", *args]) == 0
+    return out / "report.json"
+
+
+@pytest.mark.slow
 def test_bench_end_to_end_and_resume(env, monkeypatch):
     root, tiny = env
     out = root / "bench"

@@ -66,3 +66,15 @@ def test_bad_arguments_are_user_errors(tmp_path):
         train_tokenizer(CORPUS, tmp_path, vocab_size=10)
     with pytest.raises(KidsqlError, match="no training texts"):
         train_tokenizer([], tmp_path)
+
+
+@pytest.mark.parametrize("word", ["singer", "stadium", "capacity", "vocalist", "konzert"])
+def test_a_word_is_the_same_tokens_in_the_question_and_inside_an_identifier(tok, word):
+    """Copying a name from the question or the schema into the SQL must be copying the same token ids, whether
+    the word follows a space (question, SQL), a `.` (`table.column`) or a `_` (`opening_year`)."""
+    alone = tok.tokenize(word)
+    n = len(alone)
+    assert tok.tokenize(f"question : the {word}")[-n - 1:] == ["Ġ", *alone]
+    assert tok.tokenize(f"singer.{word}")[-n - 1:] == [".", *alone]
+    assert tok.tokenize(f"opening_{word}")[-n - 1:] == ["_", *alone]
+    assert tok.tokenize(f"SELECT {word}")[-n - 1:] == ["Ġ", *alone]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kidsql.errors import KidsqlError
-from kidsql.pipeline import RunConfig, config_field
+from kidsql.pipeline import RunConfig, config_field, teacher_origin
 
 DEFAULT_METHODS = "sft,fkd,rkd,seqkd,fdistill,imitkd,gkd-rkl,kid"
 DEFAULT_SPLITS = "dev,dev_syn,dev_realistic,dev_dk"
@@ -120,7 +120,7 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
     bench = P.resolve_benchmark(cfg)
     splits = splits_of(cfg, bench)
     stages(f"teacher ({cfg.teacher}, sft) and its scores")
-    teacher_dir = P.ensure_teacher(bench, cfg.teacher, P.teacher_budget(cfg), seed=cfg.seed)
+    teacher_dir = P.resolve_teacher(bench, cfg)
     teacher_file = out / "runs" / "teacher" / "result.json"
     if not teacher_file.is_file():
         from kidsql.report import write_json
@@ -167,13 +167,14 @@ def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_fi
 def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list[str], run_dir: Path) -> dict:
     """{split: {"ex", "ts", "em", "scored", "predictions"}}; predictions saved as preds_<split>.json."""
     from kidsql import pipeline as P
+    from kidsql.predict import load_for_inference
     from kidsql.report import write_json
 
-    model, tokenizer = P.load_for_inference(model_dir)
+    model, tokenizer = load_for_inference(model_dir)
     metrics = {}
     for split in splits:
         preds = P.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
-                          batch_size=cfg.gen_batch_size, max_prompt_tokens=cfg.max_prompt_tokens,
+                          batch_size=cfg.gen_batch_size,
                           model=model, tokenizer=tokenizer)
         pred_file = write_json(run_dir / f"preds_{split}.json", preds)
         report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers)
@@ -277,7 +278,7 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
     n_seeds = len(seeds_of(cfg))
     text = (
         "# kidsql bench\n\n"
-        f"Benchmark `{bench}`; teacher `{cfg.teacher}` ({cfg.teacher_steps} SFT steps); student `{cfg.student}`, "
+        f"Benchmark `{bench}`; teacher `{cfg.teacher}` ({teacher_origin(cfg)}); student `{cfg.student}`, "
         f"{cfg.student_steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}; {n_seeds} seed(s) "
         f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "") + ".\n\n"
         + md_table + "\n"

@@ -5,9 +5,8 @@ Why each step looks the way it does:
   killed run never leaves a half-written benchmark that a later run would trust.
 * `ensure_teacher` trains the SFT teacher once per (benchmark path, model spec, budget, seed) and reuses it:
   every student of a demo/bench run must see the same teacher, and the teacher is the slowest model to train.
-* `predict` builds prompts with the trainer's own helper (`kidsql.distill.trainer.build_split_prompts`) and the
-  prompt options saved with the model, so evaluation
-  prompts are byte-identical to training prompts (same token budget, same tokenizer).
+* `predict` is `kidsql.predict.predict_examples` (the CLI's path too): prompts from the options saved with the
+  model, so evaluation prompts are byte-identical to training prompts (same token budget, same tokenizer).
 * `score` hands the benchmark folder to `kidsql.evaluate.evaluate` as the suite dir, so TS runs on every
   `database/<db_id>/*.sqlite` instance the generator wrote.
 * Configs are flat dataclasses loaded like `DistillConfig` (`kidsql.config`): defaults < YAML (`--config`) <
@@ -54,7 +53,8 @@ class RunConfig:
     bench_seed: int = config_field("seed of the embedded benchmark", 0)
     teacher: str = config_field("teacher spec: tiny:<1m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:4m")
     student: str = config_field("student spec: tiny:<1m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:1m")
-    teacher_steps: int = config_field("optimiser steps of the teacher's SFT", 300)
+    teacher_steps: int = config_field("optimiser steps of the teacher's SFT (0: use --teacher, a trained folder, as is)",
+                                      300)
     student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 100)
     batch_size: int = config_field("examples per optimiser step", 16)
     learning_rate: float = config_field("students' peak learning rate", 3e-3)
@@ -191,6 +191,23 @@ def teacher_key(bench_dir: Path, spec: str, budget: Budget, seed: int = 0) -> st
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
+def resolve_teacher(bench_dir: Path, cfg: RunConfig) -> Path:
+    """The teacher of a demo/bench run: `cfg.teacher` as given when `teacher_steps` is 0 (a model fine-tuned
+    elsewhere, as the paper's teachers are), else an SFT teacher trained (once, cached) by `ensure_teacher`."""
+    if cfg.teacher_steps == 0:
+        path = Path(cfg.teacher)
+        if cfg.teacher.startswith("tiny:") or not (path / "config.json").is_file():
+            raise KidsqlError(f"--teacher {cfg.teacher}: with --teacher_steps 0 the teacher must be a trained model "
+                              "folder (with config.json); pass one or give --teacher_steps N to train it")
+        return path
+    return ensure_teacher(bench_dir, cfg.teacher, teacher_budget(cfg), seed=cfg.seed)
+
+
+def teacher_origin(cfg: RunConfig) -> str:
+    """How the teacher came to be, for reports."""
+    return "used as given" if cfg.teacher_steps == 0 else f"{cfg.teacher_steps} SFT steps"
+
+
 def ensure_teacher(bench_dir: Path, spec: str, budget: Budget, *, seed: int = 0) -> Path:
     """A teacher fine-tuned with SFT, cached under `cache_dir()/teachers/<key>`; returns its model folder."""
     from kidsql.paths import cache_dir
@@ -225,21 +242,15 @@ def _train(config: DistillConfig, callbacks: list[Any] | None = None) -> TrainRe
 
 
 def split_prompts(bench_dir: Path, split: str, tokenizer: Any, *, limit: int | None = None,
-                  max_prompt_tokens: int = 1024, model_dir: Path | None = None,
-                  num_sample_values: int = 0, matched_values: bool = True) -> tuple[list[str], list[str]]:
-    """Prompts and gold SQL of a split, built by the trainer's own helper (identical to training prompts).
-
-    With `model_dir`, the prompt options saved there at training time win over the arguments."""
+                  max_prompt_tokens: int = 1024, num_sample_values: int = 0,
+                  matched_values: bool = True) -> tuple[list[str], list[str]]:
+    """Prompts and gold SQL of a split, built by the trainer's own helper (identical to training prompts): what
+    the learning-curve callback evaluates a model that is still training (it has no saved options yet)."""
     from kidsql.distill.config import DistillConfig
     from kidsql.distill.trainer import build_split_prompts
-    from kidsql.prompts import read_prompt_options
 
-    saved = read_prompt_options(model_dir) if model_dir is not None else {}
-    config = DistillConfig(
-        data=str(bench_dir), split=split, limit=limit,
-        max_prompt_tokens=saved.get("max_prompt_tokens", max_prompt_tokens),
-        num_sample_values=saved.get("num_sample_values", num_sample_values) if saved.get("with_values", True) else 0,
-        matched_values=saved.get("with_matched_values", matched_values))
+    config = DistillConfig(data=str(bench_dir), split=split, limit=limit, max_prompt_tokens=max_prompt_tokens,
+                           num_sample_values=num_sample_values, matched_values=matched_values)
     return build_split_prompts(config, tokenizer)
 
 
@@ -251,28 +262,15 @@ def split_examples(bench_dir: Path, split: str, limit: int | None = None) -> tup
     return (bench.examples[:limit] if limit else bench.examples), bench
 
 
-def load_for_inference(model_dir: Path) -> tuple[Any, Any]:
-    """(model, tokenizer) of a saved folder, in eval mode on the best device."""
-    import torch
-
-    from kidsql.models import load_model, load_tokenizer
-
-    tokenizer = load_tokenizer(str(model_dir))
-    model = load_model(str(model_dir), tokenizer)
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-    return model, tokenizer
-
-
 def predict(model_dir: Path, bench_dir: Path, split: str, limit: int | None = None, *, max_new_tokens: int = 96,
-            batch_size: int = 16, max_prompt_tokens: int = 1024, model: Any = None, tokenizer: Any = None) -> list[str]:
-    """Greedy SQL for the first `limit` examples of `split` (pass `model`/`tokenizer` to skip loading)."""
-    from kidsql.generate import generate_sql
+            batch_size: int = 16, model: Any = None, tokenizer: Any = None) -> list[str]:
+    """Greedy SQL for the first `limit` examples of `split`, through `kidsql.predict` (the CLI's own path); pass
+    `model`/`tokenizer` to predict several splits with one loaded model."""
+    from kidsql.predict import predict_examples
 
-    if model is None or tokenizer is None:
-        model, tokenizer = load_for_inference(model_dir)
-    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=limit, max_prompt_tokens=max_prompt_tokens,
-                               model_dir=model_dir)
-    return generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    examples, bench = split_examples(bench_dir, split, limit)
+    return predict_examples(model_dir, bench, examples, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                            model=model, tokenizer=tokenizer)
 
 
 def score(bench_dir: Path, split: str, preds: list[str], *, limit: int | None = None, workers: int | None = None,

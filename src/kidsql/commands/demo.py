@@ -21,7 +21,7 @@ from typing import Any
 
 from kidsql.errors import KidsqlError
 from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
-from kidsql.pipeline import RunConfig, config_field
+from kidsql.pipeline import RunConfig, config_field, teacher_origin
 
 
 @dataclass
@@ -90,7 +90,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
     bench = P.resolve_benchmark(cfg)
     stages(f"teacher ({cfg.teacher}, sft)")
-    teacher_dir = P.ensure_teacher(bench, cfg.teacher, P.teacher_budget(cfg), seed=cfg.seed)
+    teacher_dir = P.resolve_teacher(bench, cfg)
 
     trained: dict[str, Any] = {}
     for method in methods:
@@ -106,7 +106,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     scored: dict[str, dict[str, Any]] = {}
     for name, model_dir in models:
         preds = P.predict(model_dir, bench, "dev", cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
-                          batch_size=cfg.gen_batch_size, max_prompt_tokens=cfg.max_prompt_tokens)
+                          batch_size=cfg.gen_batch_size)
         pred_file = write_json(out / "predictions" / f"{name}_dev.json", preds)
         report = P.score(bench, "dev", preds, limit=cfg.eval_limit, workers=cfg.eval_workers)
         scored[name] = {"metrics": P.summary_metrics(report), "predictions": str(pred_file), "model_dir": str(model_dir)}
@@ -147,8 +147,8 @@ def _markdown(cfg: DemoConfig, bench: Path, table: str, sentence: str, data: dic
     n = data["teacher"]["metrics"]["scored"]
     return (
         "# kidsql demo\n\n"
-        f"Benchmark `{bench}`, split dev ({n} scored examples). Teacher `{cfg.teacher}` ({cfg.teacher_steps} SFT "
-        f"steps), students `{cfg.student}` ({cfg.student_steps} steps each, batch {cfg.batch_size}, "
+        f"Benchmark `{bench}`, split dev ({n} scored examples). Teacher `{cfg.teacher}` ({teacher_origin(cfg)}), "
+        f"students `{cfg.student}` ({cfg.student_steps} steps each, batch {cfg.batch_size}, "
         f"lr {cfg.learning_rate}).\n\n"
         + table + "\n" + sentence + "\n\n"
         "EX: execution accuracy; TS: correct on every test-suite instance of the database; EM: exact-set match. "

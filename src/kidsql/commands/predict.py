@@ -4,10 +4,8 @@ Line i is example i's prediction, so any evaluator can pair lines with gold by p
 prediction become spaces, and an empty prediction is written as `SELECT` (it fails to execute, as an empty one
 would) because Spider's official evaluator skips blank lines and would shift every later prediction.
 
-Prompts are the training prompts (`kidsql.prompts.build_prompt`) with the token budget set to the model's
-context minus `--max-new-tokens`, counted with the model's own tokenizer, so long schemas shrink the documented
-way instead of being cut blindly. A model folder may hold `prompt_options.json` (PromptOptions fields written at
-training time); its values then override the defaults so that prediction prompts match training prompts.
+Prompts and generation are `kidsql.predict.predict_examples`, the function the demo and the bench use too: the
+model's saved training prompt options, or the defaults with a budget of its context minus `--max-new-tokens`.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from kidsql.errors import KidsqlError
 
@@ -44,28 +41,19 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 0):
         raise KidsqlError("--batch-size and --max-new-tokens must be >= 1 and --limit >= 0; fix the option")
 
-    import torch
-
     from kidsql.data.load import load_benchmark
-    from kidsql.generate import generate_sql
-    from kidsql.models import load_model, load_tokenizer
-    from kidsql.prompts import build_prompts, read_prompt_options
+    from kidsql.predict import predict_examples
+    from kidsql.prompts import read_prompt_options
 
-    saved_options = read_prompt_options(Path(args.model))  # bad files fail before any slow loading
+    read_prompt_options(Path(args.model))  # bad files fail before any slow loading
     bench = load_benchmark(args.data, args.split, kind=args.kind, use_evidence=not args.no_evidence)
     examples = bench.examples[: args.limit] if args.limit is not None else bench.examples
     if not examples:
         raise KidsqlError(f"{args.data}: split {args.split!r} has no examples to predict; check --split/--limit")
 
-    tokenizer = load_tokenizer(args.model)
-    model = load_model(args.model, tokenizer, dtype=args.dtype)
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-
-    options = _prompt_options(saved_options, tokenizer, model, args.max_new_tokens)
-    prompts = build_prompts(bench, examples, options)
-
     start = time.perf_counter()
-    sqls = generate_sql(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    sqls = predict_examples(args.model, bench, examples, max_new_tokens=args.max_new_tokens,
+                            batch_size=args.batch_size, dtype=args.dtype)
     seconds = time.perf_counter() - start
 
     lines = [" ".join(s.split()) or EMPTY_PLACEHOLDER for s in sqls]
@@ -76,13 +64,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(lines)} predictions for {bench.name} to {out} in {seconds:.1f}s{note}")
     return 0
 
-
-def _prompt_options(saved: dict[str, Any], tokenizer: Any, model: Any, max_new_tokens: int) -> Any:
-    """Saved options, with a token budget (the model's context minus the SQL) counted by the model's tokenizer."""
-    from kidsql.prompts import PromptOptions, token_counter
-
-    saved = dict(saved)
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit and saved.get("max_prompt_tokens") is None:
-        saved["max_prompt_tokens"] = max(limit - max_new_tokens, 1)
-    return PromptOptions(**saved, count_tokens=token_counter(tokenizer))

@@ -14,17 +14,21 @@ from pathlib import Path
 from kidsql.errors import KidsqlError
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
+# A space before a letter or digit is its own token, so a word is the same token sequence after a space (in the
+# question), after `_` or `.` (inside `table.column_name`) and at the start of the SQL.
+SPACE_BEFORE_WORD = r" (?=[A-Za-z0-9])"
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int = 4000, min_frequency: int = 2) -> Path:
     """Train byte-level BPE on `texts` and save a transformers tokenizer folder (AutoTokenizer-loadable)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 300:
         raise KidsqlError(f"vocab_size={vocab_size} for {out_dir}: use at least 300 (256 bytes + specials + merges)")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(SPACE_BEFORE_WORD), behavior="isolated"),
         pre_tokenizers.Digits(individual_digits=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
     ])

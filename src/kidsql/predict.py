@@ -1,0 +1,59 @@
+"""The one way a trained model writes SQL for a benchmark split: `kidsql predict`, the demo and the bench call it.
+
+Why one function: a model must be evaluated on exactly the prompts it was trained on. A model folder made by
+kidsql holds `prompt_options.json` (the `PromptOptions` fields of its training run) and those win. A folder
+without one (a model trained elsewhere) gets the product defaults, with the prompt budget set to the model's
+context minus the SQL it may write, counted by its own tokenizer, so long schemas shrink the documented way
+(`kidsql.prompts`) instead of being cut blindly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kidsql.errors import KidsqlError
+
+if TYPE_CHECKING:
+    from kidsql.data.types import Benchmark, Example
+    from kidsql.prompts import PromptOptions
+
+
+def inference_prompt_options(model_dir: Path | str, tokenizer: Any, model: Any, max_new_tokens: int) -> PromptOptions:
+    """Saved training options of `model_dir` over the defaults, with a token budget that leaves room for the SQL."""
+    from kidsql.prompts import PromptOptions, read_prompt_options, token_counter
+
+    saved = dict(read_prompt_options(Path(model_dir)))
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if limit and saved.get("max_prompt_tokens") is None:
+        saved["max_prompt_tokens"] = max(limit - max_new_tokens, 1)
+    return PromptOptions(**saved, count_tokens=token_counter(tokenizer))
+
+
+def load_for_inference(model_dir: Path | str, dtype: str = "auto") -> tuple[Any, Any]:
+    """(model, tokenizer) of a saved folder or hub id, in eval mode on the best device."""
+    import torch
+
+    from kidsql.models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(str(model_dir))
+    model = load_model(str(model_dir), tokenizer, dtype=dtype)
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    return model, tokenizer
+
+
+def predict_examples(model_dir: Path | str, bench: Benchmark, examples: list[Example], *, max_new_tokens: int = 128,
+                     batch_size: int = 16, model: Any = None, tokenizer: Any = None, dtype: str = "auto",
+                     show_progress: bool = True) -> list[str]:
+    """Greedy SQL for `examples` of `bench` (pass `model`/`tokenizer` to skip loading them from `model_dir`)."""
+    from kidsql.generate import generate_sql
+    from kidsql.prompts import build_prompts, read_prompt_options
+
+    if not examples:
+        raise KidsqlError(f"{bench.name}: no examples to predict; check the split and --limit")
+    read_prompt_options(Path(model_dir))  # a bad file fails before any slow loading
+    if model is None or tokenizer is None:
+        model, tokenizer = load_for_inference(model_dir, dtype)
+    prompts = build_prompts(bench, examples, inference_prompt_options(model_dir, tokenizer, model, max_new_tokens))
+    return generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                        show_progress=show_progress)
