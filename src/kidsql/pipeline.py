@@ -54,8 +54,8 @@ class RunConfig:
     teacher: str = config_field("teacher spec: tiny:<1m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:4m")
     student: str = config_field("student spec: tiny:<1m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:1m")
     teacher_steps: int = config_field("optimiser steps of the teacher's SFT (0: use --teacher, a trained folder, as is)",
-                                      300)
-    student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 100)
+                                      120)
+    student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 80)
     batch_size: int = config_field("examples per optimiser step", 16)
     learning_rate: float = config_field("students' peak learning rate", 3e-3)
     teacher_learning_rate: float = config_field("teacher's peak learning rate", 3e-3)
