@@ -9,31 +9,56 @@ repeats the cache per question and runs the 16 suffixes against it (position ids
 It checks that the suffix logits agree with the full forward and prints the time ratio (random weights: timing
 does not need trained ones; mean of 3 steps after one warm-up).
 """
-import time, torch
-from transformers import LlamaConfig, LlamaForCausalLM, DynamicCache
-torch.manual_seed(0)
-m = LlamaForCausalLM(LlamaConfig(vocab_size=2600, max_position_embeddings=2048, hidden_size=256, intermediate_size=640, num_hidden_layers=4, num_attention_heads=8))
-P, S = 270, 74
-def run(B, groups):
-    prefix = torch.randint(0, 2600, (groups, P)); suf = torch.randint(0, 2600, (B, S))
-    per = B // groups
-    def full():
-        x = torch.cat([prefix.repeat_interleave(per, 0), suf], 1)
-        out = m(x).logits[:, P:]
-        return out
-    def shared():
+
+from __future__ import annotations
+
+import time
+
+import torch
+from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+
+PREFIX, SUFFIX, BATCH = 270, 74, 16
+TINY_4M = dict(hidden_size=256, intermediate_size=640, num_hidden_layers=4, num_attention_heads=8)
+
+
+def measure(model: LlamaForCausalLM, databases: int) -> None:
+    """Prints the logit agreement and the full/shared time ratio for BATCH questions over `databases` schemas."""
+    prefix = torch.randint(0, model.config.vocab_size, (databases, PREFIX))
+    suffix = torch.randint(0, model.config.vocab_size, (BATCH, SUFFIX))
+    per = BATCH // databases
+
+    def full() -> torch.Tensor:
+        return model(torch.cat([prefix.repeat_interleave(per, 0), suffix], 1)).logits[:, PREFIX:]
+
+    def shared() -> torch.Tensor:
         cache = DynamicCache()
-        m(prefix, past_key_values=cache, use_cache=True)
+        model(prefix, past_key_values=cache, use_cache=True)
         cache.batch_repeat_interleave(per)
-        pos = torch.arange(P, P + S).unsqueeze(0).expand(B, -1)
-        return m(suf, past_key_values=cache, position_ids=pos, attention_mask=torch.ones(B, P + S, dtype=torch.long)).logits
+        pos = torch.arange(PREFIX, PREFIX + SUFFIX).unsqueeze(0).expand(BATCH, -1)
+        mask = torch.ones(BATCH, PREFIX + SUFFIX, dtype=torch.long)
+        return model(suffix, past_key_values=cache, position_ids=pos, attention_mask=mask).logits
+
     with torch.no_grad():
-        d = (full() - shared()).abs().max().item()
-    res = {}
-    for name, f in [("full", full), ("shared", shared)] * 2:
-        ts = []
+        diff = (full() - shared()).abs().max().item()
+    seconds = {}
+    for name, step in [("full", full), ("shared", shared)] * 2:  # the second round is reported
+        times = []
         for _ in range(4):
-            t = time.time(); f().float().logsumexp(-1).mean().backward(); m.zero_grad(); ts.append(time.time() - t)
-        res[name] = sum(ts[1:]) / 3
-    print(f"B={B} dbs={groups}: max|logit diff| {d:.2e}; full {res['full']:.3f}s shared {res['shared']:.3f}s -> {res['full']/res['shared']:.2f}x")
-run(16, 1); run(16, 4)
+            start = time.time()
+            step().float().logsumexp(-1).mean().backward()
+            model.zero_grad()
+            times.append(time.time() - start)
+        seconds[name] = sum(times[1:]) / 3
+    print(f"B={BATCH} dbs={databases}: max|logit diff| {diff:.2e}; full {seconds['full']:.3f}s "
+          f"shared {seconds['shared']:.3f}s -> {seconds['full'] / seconds['shared']:.2f}x")
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=2600, max_position_embeddings=2048, **TINY_4M))
+    measure(model, 1)
+    measure(model, 4)
+
+
+if __name__ == "__main__":
+    main()

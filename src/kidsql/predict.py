@@ -12,18 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kidsql.errors import KidsqlError
-
 if TYPE_CHECKING:
     from kidsql.data.types import Benchmark, Example
     from kidsql.prompts import PromptOptions
 
 
-def inference_prompt_options(model_dir: Path | str, tokenizer: Any, model: Any, max_new_tokens: int) -> PromptOptions:
-    """Saved training options of `model_dir` over the defaults, with a token budget that leaves room for the SQL."""
-    from kidsql.prompts import PromptOptions, read_prompt_options, token_counter
+def inference_prompt_options(saved: dict[str, Any], tokenizer: Any, model: Any, max_new_tokens: int) -> PromptOptions:
+    """A model's saved training options (`read_prompt_options`) over the defaults, with a token budget that leaves
+    room for the SQL."""
+    from kidsql.prompts import PromptOptions, token_counter
 
-    saved = dict(read_prompt_options(Path(model_dir)))
+    saved = dict(saved)
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if limit and saved.get("max_prompt_tokens") is None:
         saved["max_prompt_tokens"] = max(limit - max_new_tokens, 1)
@@ -49,11 +48,9 @@ def predict_examples(model_dir: Path | str, bench: Benchmark, examples: list[Exa
     from kidsql.generate import generate_sql
     from kidsql.prompts import build_prompts, read_prompt_options
 
-    if not examples:
-        raise KidsqlError(f"{bench.name}: no examples to predict; check the split and --limit")
-    read_prompt_options(Path(model_dir))  # a bad file fails before any slow loading
+    saved = read_prompt_options(Path(model_dir))  # a bad file fails before any slow loading
     if model is None or tokenizer is None:
         model, tokenizer = load_for_inference(model_dir, dtype)
-    prompts = build_prompts(bench, examples, inference_prompt_options(model_dir, tokenizer, model, max_new_tokens))
+    prompts = build_prompts(bench, examples, inference_prompt_options(saved, tokenizer, model, max_new_tokens))
     return generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                         show_progress=show_progress)

@@ -43,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kidsql.data.load import load_benchmark
     from kidsql.predict import predict_examples
-    from kidsql.prompts import read_prompt_options
 
-    read_prompt_options(Path(args.model))  # bad files fail before any slow loading
     bench = load_benchmark(args.data, args.split, kind=args.kind, use_evidence=not args.no_evidence)
     examples = bench.examples[: args.limit] if args.limit is not None else bench.examples
     if not examples:
