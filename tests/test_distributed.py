@@ -31,7 +31,7 @@ for method, extra in [("rkd", {}), ("kid", {"kid_strategy": "uniform", "kid_alph
     r = run_distill(load_config(
         None, method=method, teacher=teacher, student=spec, data=bench, output_dir=f"{out}/{method}",
         max_steps=4, per_device_train_batch_size=int(batch), learning_rate=1e-2, logging_steps=1,
-        save_steps=1000, shuffle=False, seed=0, **extra))
+        save_steps=1000, shuffle=False, seed=0, bf16="false", **extra))
     results[method] = [(h["loss"], h["grad_norm"]) for h in r.log_history if "loss" in h]
 import torch.distributed as dist
 results["world_size"] = dist.get_world_size() if dist.is_initialized() else 1

@@ -191,3 +191,30 @@ def test_shared_vocab_size_ignores_padded_embedding_rows(tmp_path):
     check_vocab_compatible(teacher, student, tok, tok)
     assert shared_vocab_size(teacher, student, tok) == len(tok)
     assert shared_vocab_size(student, teacher, tok) == len(tok)
+
+
+def test_keep_layers_takes_evenly_spaced_layers_with_their_weights(tmp_path: Path) -> None:
+    """4 layers -> 2: layers 0 and 3, same weights, a working key/value cache (generation), other layers gone."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from kidsql.models import keep_layers
+
+    torch.manual_seed(0)
+    src = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=4,
+                                       num_attention_heads=4, pad_token_id=0, eos_token_id=2))
+    src.save_pretrained(tmp_path / "teacher")
+    out = keep_layers(tmp_path / "teacher", tmp_path / "student", 2)
+    small = AutoModelForCausalLM.from_pretrained(str(out))
+    assert small.config.num_hidden_layers == 2
+    for new, old in [(0, 0), (1, 3)]:
+        for (name, a), (_, b) in zip(small.model.layers[new].named_parameters(), src.model.layers[old].named_parameters()):
+            assert torch.equal(a, b), (new, name)
+    assert torch.equal(small.lm_head.weight, src.lm_head.weight)
+    ids = torch.tensor([[5, 9, 11, 3]])
+    full = small(ids).logits[0, -1]  # no cache
+    cached = small.generate(ids, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True)
+    assert torch.allclose(cached.logits[0][0], full, atol=1e-5)
+    assert keep_layers(tmp_path / "teacher", tmp_path / "one", 1) and \
+        AutoModelForCausalLM.from_pretrained(str(tmp_path / "one")).config.num_hidden_layers == 1
+    with pytest.raises(KidsqlError, match="keep between 1 and 4"):
+        keep_layers(tmp_path / "teacher", tmp_path / "bad", 5)

@@ -238,3 +238,14 @@ def test_model_fingerprint_changes_when_a_file_changes(tmp_path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"abcd")
     assert seqs.model_fingerprint(str(tmp_path)) != before
     assert seqs.model_fingerprint("tiny:1m") == "tiny:1m"
+
+
+def test_imperfect_sequences_leave_the_callers_sql_mask_alone() -> None:
+    """Regression: `.bool()` of a bool mask is the same tensor, and the EOS/position-0 exclusions were written
+    into the trainer's `sql_mask`, so KID's losses silently skipped the EOS and students never learnt to stop
+    (KID with alpha 0 scored 15 EX where RKD, the same loss, scored 45)."""
+    ids = torch.tensor([[5, 6, 7, 8, 9, EOS]])
+    sql = torch.tensor([[False, False, True, True, True, True]])
+    before = sql.clone()
+    imperfect_sequences(PositionStudent(), ids, sql, alpha=0.5, mask_token_id=MASK, eos_token_id=EOS)
+    assert torch.equal(sql, before)

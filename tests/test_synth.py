@@ -15,7 +15,7 @@ import pytest
 from kidsql.data.synth import SIZES, generate_benchmark
 from kidsql.data.synth.domains import DEV_DOMAINS, DOMAINS
 from kidsql.data.synth.grammar import plural
-from kidsql.data.synth.renames import ALTERNATIVES, RESERVED, TRAIN_RENDERINGS, render, renderings
+from kidsql.data.synth.renames import ALTERNATIVES, RESERVED, render, renderings
 from kidsql.data.synth.variants import SYNONYMS
 from kidsql.errors import KidsqlError
 
@@ -45,10 +45,10 @@ def hashes(root: Path) -> dict[str, str]:
 
 def test_layout_counts_and_tables_json_match_sqlite(bench):
     train, dev = load(bench, "train"), load(bench, "dev")
-    assert (len(train), len(dev)) == SIZES["small"]
+    assert (len(train), len(dev)) == (SIZES["small"].n_train, SIZES["small"].n_dev)
     tables = json.loads((bench / "tables.json").read_text())
     train_doms = [d for d in DOMAINS if d.db_id not in DEV_DOMAINS]
-    expected = [r.db_id for r in renderings(train_doms, TRAIN_RENDERINGS["small"], 0)] + list(DEV_DOMAINS)
+    expected = [r.db_id for r in renderings(train_doms, SIZES["small"].renderings, 0)] + list(DEV_DOMAINS)
     assert sorted(t["db_id"] for t in tables) == sorted(expected)
     for entry in tables:
         assert set(entry["column_types"]) <= {"text", "number", "time"}
@@ -90,7 +90,7 @@ def test_train_and_dev_databases_are_disjoint(bench):
     dev_dbs = {ex["db_id"] for ex in load(bench, "dev")}
     assert dev_dbs == set(DEV_DOMAINS)
     assert not train_dbs & dev_dbs
-    assert len(train_dbs) == (len(DOMAINS) - len(DEV_DOMAINS)) * TRAIN_RENDERINGS["small"]
+    assert len(train_dbs) == (len(DOMAINS) - len(DEV_DOMAINS)) * SIZES["small"].renderings
     assert all(re.fullmatch(r"[a-z_]+_v\d\d", db) and db.rsplit("_v", 1)[0] not in DEV_DOMAINS for db in train_dbs)
     # dev table names are never a train table name that a renaming introduced
     tables = {t["db_id"]: t for t in json.loads((bench / "tables.json").read_text())}
@@ -250,3 +250,38 @@ def test_same_seed_same_bytes_other_seed_other_files(bench, tmp_path, monkeypatc
     changed = {k for k in again if again[k] != other[k]}
     assert {"train.json", "dev.json", "dev_syn.json"} <= changed
     assert all(f"database/{d}/{d}.sqlite" in changed for d in DEV_DOMAINS)
+
+
+# ------------------------------------------------------------------------------------------- the "cpu" preset
+
+
+@pytest.fixture(scope="session")
+def cpu_bench(tmp_path_factory) -> Path:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KIDSQL_CACHE", str(tmp_path_factory.mktemp("cache_cpu")))
+        return generate_benchmark(tmp_path_factory.mktemp("bench_cpu"), seed=0, size="cpu")
+
+
+def test_cpu_preset_is_in_domain_with_no_train_query_in_dev(cpu_bench):
+    preset = SIZES["cpu"]
+    train, dev = load(cpu_bench, "train"), load(cpu_bench, "dev")
+    # easy shapes over 8 databases with few values offer only so many distinct questions: (nearly) all are drawn
+    assert 0.95 * preset.n_train <= len(train) <= preset.n_train and 150 <= len(dev) <= preset.n_dev
+    dbs = {d.db_id for d in list(DOMAINS)[: preset.domains]}
+    assert {e["db_id"] for e in train} == {e["db_id"] for e in dev} == dbs
+    assert not {(e["db_id"], e["query"]) for e in train} & {(e["db_id"], e["query"]) for e in dev}
+    assert {t["db_id"] for t in json.loads((cpu_bench / "tables.json").read_text())} == dbs
+
+
+def test_cpu_preset_uses_few_values_per_column_and_no_hard_shapes(cpu_bench):
+    """Literals compared with `=` per (db, table, column): at most value_pool distinct ones across train and dev."""
+    preset = SIZES["cpu"]
+    literals: dict[tuple[str, str, str], set[str]] = {}
+    for split in ("train", "dev"):
+        for e in load(cpu_bench, split):
+            table = re.search(r"FROM (\w+)", e["query"]).group(1)
+            for col, val in re.findall(r"(\w+) = ('[^']*'|\d+)", e["query"]):
+                literals.setdefault((e["db_id"], table, col), set()).add(val)
+            assert e["shape"].split("_", 1)[0] in preset.draw.levels, e
+            assert " INTERSECT " not in e["query"] and " EXCEPT " not in e["query"]
+    assert literals and max(len(v) for v in literals.values()) <= preset.draw.value_pool

@@ -128,6 +128,7 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
         write_json(teacher_file, {"variant": "teacher", "spec": cfg.teacher, "model_dir": str(teacher_dir),
                                   "eval_limit": cfg.eval_limit, "splits": {}})
     teacher = _complete_scores(cfg, bench, splits, teacher_file)
+    student = P.resolve_student(cfg.student, teacher_dir)
 
     outcome = BenchOutcome(data={})
     tokenizer = load_tokenizer(str(bench / "tokenizer")) if cfg.curve_every > 0 else None
@@ -136,7 +137,7 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
             outcome.skipped += 1
             continue
         stages(f"distil student ({variant.name}, seed {seed})")
-        _one_run(cfg, bench, teacher_dir, splits, variant, seed, tokenizer)
+        _one_run(cfg, bench, teacher_dir, student, splits, variant, seed, tokenizer)
         outcome.trained += 1
 
     stages("report and plots")
@@ -182,8 +183,8 @@ def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list
     return metrics
 
 
-def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, splits: list[str], variant: Variant, seed: int,
-             tokenizer: Any) -> None:
+def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
+             seed: int, tokenizer: Any) -> None:
     from kidsql import pipeline as P
     from kidsql.report import write_json
 
@@ -197,7 +198,7 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, splits: list[str]
                                               max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size,
                                               num_sample_values=cfg.num_sample_values,
                                               matched_values=cfg.matched_values))
-    res = P.train_student(bench, variant.method, cfg.student, teacher_dir, train_dir,
+    res = P.train_student(bench, variant.method, student, teacher_dir, train_dir,
                           P.student_budget(cfg, save_steps=cfg.save_steps), seed=seed, overrides=variant.overrides,
                           callbacks=callbacks, resume="auto")
     metrics = _evaluate_model(cfg, bench, res.model_dir, splits, run_dir)

@@ -310,3 +310,40 @@ def _load_failure(spec: str, what: str, local: bool, err: Exception) -> str:
         return f"{spec}: cannot load the {what} from this folder ({first}); it must be a save_pretrained folder"
     return (f"{spec}: no such folder, and cannot load the {what} from the Hugging Face hub ({first}); "
             "offline, download it once and pass a local folder instead")
+
+
+def keep_layers(model_dir: Path | str, out_dir: Path | str, num_layers: int) -> Path:
+    """A smaller model made of `num_layers` of the decoder layers of `model_dir` (evenly spaced, first and last
+    kept), its embeddings, final norm and output layer: DistilBERT's student initialisation (Sanh et al., 2019).
+
+    Why: the paper's students are pretrained LMs, not random networks. On a CPU there is no time to pretrain a
+    student, and a randomly initialised one learns nothing in a demo's budget (0 % EX after 300 steps in every
+    method), so the demo and bench start every student from the same layer-subset of the trained teacher: a
+    shared, weaker starting point from which the methods differ only in what they distil. Works for models that
+    keep their decoder layers in `model.model.layers` (Llama, Qwen, Mistral, ...).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise KidsqlError(f"{model_dir}: no model.model.layers to take a subset of; use a Llama-style model or pass a student spec")
+    total = len(layers)
+    if not 1 <= num_layers <= total:
+        raise KidsqlError(f"{model_dir} has {total} layers; keep between 1 and {total} (got {num_layers})")
+    keep = sorted({round(i * (total - 1) / max(1, num_layers - 1)) for i in range(num_layers)})
+    model.model.layers = torch.nn.ModuleList(layers[i] for i in keep)
+    for new_index, layer in enumerate(model.model.layers):
+        if hasattr(getattr(layer, "self_attn", None), "layer_idx"):
+            layer.self_attn.layer_idx = new_index  # the key/value cache is indexed by it
+    model.config.num_hidden_layers = len(keep)
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = [model.config.layer_types[i] for i in keep]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    if any((Path(model_dir) / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json")):
+        AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(out))
+    (out / "kept_layers.json").write_text(json.dumps({"source": str(model_dir), "layers": keep}), encoding="utf-8")
+    return out

@@ -49,17 +49,21 @@ class RunConfig:
 
     out: str = config_field("output folder of report.md / report.json / plots", "runs/demo")
     data: str | None = config_field("an existing benchmark folder (Spider layout) instead of the embedded one")
-    bench_size: str = config_field("embedded benchmark size: small | full", "full")
+    bench_size: str = config_field("embedded benchmark preset: cpu (in-domain, learnable on a CPU) | full "
+                                   "(Spider-like, cross-db) | small (tests)", "cpu")
     bench_seed: int = config_field("seed of the embedded benchmark", 0)
     teacher: str = config_field("teacher spec: tiny:<1m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:4m")
-    student: str = config_field("student spec: tiny:<1m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:1m")
+    student: str = config_field("student spec: teacher-layers:N (N layers of the trained teacher, DistilBERT-style), "
+                                 "tiny:<1m|4m|8m|cfg.yaml> (random), a folder or hub id", "teacher-layers:2")
     teacher_steps: int = config_field("optimiser steps of the teacher's SFT (0: use --teacher, a trained folder, as is)",
-                                      120)
-    student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 80)
+                                      1000)
+    student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 150)
     batch_size: int = config_field("examples per optimiser step", 16)
     learning_rate: float = config_field("students' peak learning rate", 3e-3)
     teacher_learning_rate: float = config_field("teacher's peak learning rate", 3e-3)
-    max_prompt_tokens: int = config_field("prompt token budget (training and evaluation)", 512)
+    warmup_steps: int = config_field("linear warm-up steps of every run", 50)
+    lr_scheduler_type: str = config_field("learning-rate schedule of every run (transformers name)", "cosine")
+    max_prompt_tokens: int = config_field("prompt token budget (training and evaluation)", 160)
     num_sample_values: int = config_field("sample values per column in prompts (0: none, far shorter prompts)", 0)
     matched_values: bool = config_field("list database values found in the question in prompts", True)
     max_sql_tokens: int = config_field("SQL token budget of training sequences", 112)
@@ -105,6 +109,8 @@ class Budget:
     save_steps: int = 500
     num_sample_values: int = 0
     matched_values: bool = True
+    warmup_steps: int = 0
+    lr_scheduler_type: str = "linear"
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.batch_size < 1:
@@ -114,13 +120,15 @@ class Budget:
 def teacher_budget(cfg: RunConfig) -> Budget:
     return Budget(cfg.teacher_steps, cfg.batch_size, cfg.teacher_learning_rate, cfg.max_prompt_tokens,
                   cfg.max_sql_tokens, cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps=50,
-                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values)
+                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values,
+                  warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type)
 
 
 def student_budget(cfg: RunConfig, save_steps: int = 500) -> Budget:
     return Budget(cfg.student_steps, cfg.batch_size, cfg.learning_rate, cfg.max_prompt_tokens, cfg.max_sql_tokens,
                   cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps,
-                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values)
+                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values,
+                  warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type)
 
 
 # ---------------------------------------------------------------------------------------------- benchmark
@@ -178,6 +186,7 @@ def distill_config(bench_dir: Path, method: str, student: str, output_dir: Path,
         save_steps=budget.save_steps, save_total_limit=1, resume=resume,
         gen_max_new_tokens=budget.max_new_tokens, gen_batch_size=budget.gen_batch_size,
         num_sample_values=budget.num_sample_values, matched_values=budget.matched_values,
+        warmup_steps=budget.warmup_steps, lr_scheduler_type=budget.lr_scheduler_type,
         **(overrides or {}),
     )
 
@@ -221,6 +230,39 @@ def ensure_teacher(bench_dir: Path, spec: str, budget: Budget, *, seed: int = 0)
     config = distill_config(bench_dir, "sft", spec, run_dir, budget, seed=seed, resume="auto")
     _train(config)
     return model_dir
+
+
+TEACHER_LAYERS = "teacher-layers:"
+
+
+def resolve_student(spec: str, teacher_dir: Path) -> str:
+    """The student spec every method starts from. `teacher-layers:N` is N evenly spaced layers of the trained
+    teacher (`kidsql.models.keep_layers`, DistilBERT's initialisation), written once into the kidsql cache
+    (keyed by the teacher folder and its weights' mtime) so every method and seed starts from the same weights;
+    anything else (tiny:<size>, a folder, a hub id) is returned unchanged."""
+    if not spec.startswith(TEACHER_LAYERS):
+        return spec
+    from kidsql.models import keep_layers
+    from kidsql.paths import cache_dir
+
+    try:
+        n = int(spec[len(TEACHER_LAYERS):])
+    except ValueError:
+        raise KidsqlError(f"--student {spec}: write teacher-layers:N with N a number of layers, e.g. teacher-layers:2") from None
+    teacher_dir = Path(teacher_dir).resolve()
+    stamp = max((p.stat().st_mtime_ns for p in teacher_dir.glob("*.safetensors")), default=0)
+    key = hashlib.sha256(f"{teacher_dir}:{stamp}:{n}".encode()).hexdigest()[:16]
+    out = cache_dir() / "student_inits" / key
+    if not (out / "config.json").is_file():  # written to a temp folder and renamed: never half-written
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=out.parent))
+        try:
+            keep_layers(teacher_dir, tmp, n)
+            if not out.exists():
+                os.rename(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(out)
 
 
 def train_student(bench_dir: Path, method: str, student: str, teacher_dir: Path | None, output_dir: Path,

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth = sub.add_parser("synth", help="Generate the embedded synthetic benchmark.")
     synth.add_argument("--out", type=Path, required=True, help="output folder (must be empty unless --force)")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--size", default="small", choices=["small", "full"])
+    synth.add_argument("--size", default="small", choices=["small", "cpu", "full"],
+                       help="small: tests; cpu: in-domain, what a tiny model learns on a CPU (the demo's); "
+                            "full: Spider-like, cross-database")
     synth.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
 

@@ -91,6 +91,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     bench = P.resolve_benchmark(cfg)
     stages(f"teacher ({cfg.teacher}, sft)")
     teacher_dir = P.resolve_teacher(bench, cfg)
+    student = P.resolve_student(cfg.student, teacher_dir)
 
     trained: dict[str, Any] = {}
     for method in methods:
@@ -98,7 +99,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         run_dir = out / "students" / method
         if cfg.force and run_dir.exists():
             shutil.rmtree(run_dir)
-        trained[method] = P.train_student(bench, method, cfg.student, teacher_dir, run_dir, P.student_budget(cfg),
+        trained[method] = P.train_student(bench, method, student, teacher_dir, run_dir, P.student_budget(cfg),
                                           seed=cfg.seed)
 
     stages("evaluate teacher and students on dev (execution)")

@@ -49,8 +49,11 @@ class DistillConfig:
     weight_decay: float = _h("AdamW weight decay", 0.0)
     max_grad_norm: float = _h("gradient clipping", 1.0)
     seed: int = _h("seed of data order, initialisation and KID's masking", 0)
-    bf16: str = _h("auto (bf16 on a CUDA device that supports it) | true | false", "auto")
+    bf16: str = _h("auto (bf16 autocast on a CUDA device or CPU with native bf16) | true | false", "auto")
     shuffle: bool = _h("shuffle training examples (off: sequential order, for reproducibility tests)", True)
+    share_prompt_prefix: bool = _h("batch questions in blocks of 4 per database and run each block's schema prefix "
+                                   "once (same logits; faster on long shared schemas, but less mixed batches can "
+                                   "slow learning; single process only)", False)
     max_prompt_tokens: int = _h("prompt token budget (paper: 1024-2048)", 1024)
     max_sql_tokens: int = _h("SQL token budget (paper: 128-256)", 256)
     num_sample_values: int = _h("sample values per column in the prompt (0: none, far shorter prompts)", 2)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from kidsql.distill.shared_prefix import shared_prefix_logits
 from kidsql.errors import KidsqlError
 
 # --------------------------------------------------------------------------------------------- KID (imperfect)
@@ -78,6 +79,7 @@ def imperfect_sequences(
     eos_token_id: int | None = None,
     vocab_size: int | None = None,
     temperature: float = 1.0,
+    share_prefix: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """KID's y_hat: gold SQL with round(alpha * |SQL|) tokens per example rewritten by the student itself.
 
@@ -90,9 +92,9 @@ def imperfect_sequences(
     Returns (y_hat ids [B, T], chosen positions [B, T] bool). Every unchosen position keeps its gold token.
     "hard"/"easy" cost one more no-grad forward (the student's entropy on the gold y). `vocab_size` restricts
     predictions to the ids the tokenizer knows (models may pad their output layer); rewrite="none" returns the
-    masked sequence (the paper's masking-only ablation).
+    masked sequence (the paper's masking-only ablation). `share_prefix`: see `logits_at`.
     """
-    eligible = sql_mask.bool()
+    eligible = sql_mask.bool().clone()  # .bool() of a bool tensor is the same tensor: never edit the caller's mask
     if eos_token_id is not None:
         eligible &= input_ids != eos_token_id
     eligible[:, 0] = False  # position 0 has no logits before it to predict from
@@ -107,7 +109,7 @@ def imperfect_sequences(
     if rewrite == "none" or not chosen.any():
         return masked, chosen
     need = chosen[:, 1:].any(0).nonzero().squeeze(1)  # logit positions t - 1 of the chosen tokens t
-    step = logits_at(student, masked, attention_mask, need)[..., :vocab_size].float()  # [B, len(need), V]
+    step = logits_at(student, masked, attention_mask, need, share_prefix=share_prefix)[..., :vocab_size].float()  # [B, len(need), V]
     if rewrite == "argmax":
         pred_need = step.argmax(-1)
     elif rewrite == "sample":
@@ -122,11 +124,17 @@ def imperfect_sequences(
     return y_hat, chosen
 
 
-def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor) -> Tensor:
+def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor, *,
+              share_prefix: int | None = None) -> Tensor:
     """Logits at `positions` only: the output layer is a large share of a small model's forward, and the rewrite
     needs about alpha of the positions. Uses Hugging Face's `logits_to_keep` (index tensor); models without it
-    compute every position and are sliced."""
+    compute every position and are sliced. `share_prefix`: rows come in blocks of this many sharing a prefix,
+    which is run once per block (`kidsql.distill.shared_prefix`; same logits; the caller decides when it is safe)."""
     try:
+        if share_prefix:
+            shared = shared_prefix_logits(model, ids, attention_mask, positions, block=share_prefix)
+            if shared is not None:
+                return shared
         return model(input_ids=ids, attention_mask=attention_mask, logits_to_keep=positions).logits
     except TypeError:
         return model(input_ids=ids, attention_mask=attention_mask).logits[:, positions]

@@ -26,6 +26,7 @@ small model's cost, and with a 150k vocabulary it is most of the activation memo
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +41,7 @@ from kidsql.distill.config import DistillConfig
 from kidsql.distill.divergences import cross_entropy, divergence
 from kidsql.distill.methods import GenerationOptions, Method, get_method
 from kidsql.distill.sequences import imperfect_sequences, logits_at, student_generated
+from kidsql.distill.shared_prefix import PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.errors import KidsqlError
 from kidsql.memory import peak_memory, reset_peak_memory
 
@@ -118,6 +120,8 @@ class DistillTrainer(Trainer):
         mask_token_id: int | None = None,
         vocab_size: int | None = None,
         chunk_size: int | None = None,
+        groups: list[str] | None = None,
+        share_prefix: bool = False,
         **kwargs: Any,
     ) -> None:
         self.speed = SpeedMeter()
@@ -134,6 +138,21 @@ class DistillTrainer(Trainer):
         self.loss_is_scaled_for_ga = False  # we normalise per micro-batch; let Trainer divide by accumulation steps
         self.teacher = self._prepare_teacher(teacher) if teacher is not None else None
         self._micro = (-1, 0)  # (global step, micro-batch index within it): seeds for KID masking and GKD's coin
+        # one process only: DDP/FSDP/DeepSpeed expect one forward of the wrapped model per backward; gradient
+        # checkpointing turns the key/value cache off; a sequential order (shuffle off) is kept as given
+        on = (share_prefix and groups is not None and self.accelerator.num_processes == 1
+              and not self.args.gradient_checkpointing and self.args.train_sampling_strategy == "random")
+        # blocks of PREFIX_BLOCK questions per database (fewer when the batch is smaller): see DatabaseGroupedSampler
+        self.share_prefix = math.gcd(self.args.per_device_train_batch_size, PREFIX_BLOCK) if on else None
+        if self.share_prefix == 1:
+            self.share_prefix = None
+        self.groups = groups
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """Batches of one database each when the prefix is shared (that is what makes it shared)."""
+        if not self.share_prefix:
+            return super()._get_train_sampler(train_dataset)
+        return DatabaseGroupedSampler(self.groups, self.share_prefix, seed=self.args.data_seed or self.args.seed)
 
     def _prepare_teacher(self, teacher: Any) -> Any:
         teacher.eval()
@@ -165,7 +184,7 @@ class DistillTrainer(Trainer):
         y_hat, chosen = imperfect_sequences(
             model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
             generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,
-            temperature=o.temperature,
+            temperature=o.temperature, share_prefix=self.share_prefix,
         )
         return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
                 "clean": o.mle_on == "clean"}
@@ -183,17 +202,18 @@ class DistillTrainer(Trainer):
         kl_mask, mle_mask = kl_mask[:, keep], mle_mask[:, keep]
         clean = seq.get("clean", False) and m.mle_weight > 0
         if clean:  # (x, y_hat) and (x, y) in one forward: one backward, no double DDP forward
-            logits = logits_at(model, torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn]), keep)
+            logits = logits_at(model, torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn]), keep,
+                               share_prefix=self.share_prefix)
             student, clean_student = logits[: len(ids), :, :v], logits[len(ids):, :, :v]
         else:
-            student = logits_at(model, ids, attn, keep)[..., :v]
+            student = logits_at(model, ids, attn, keep, share_prefix=self.share_prefix)[..., :v]
         self.speed.add_tokens(int(attn.sum()) * (2 if clean else 1))
 
         zero = student.sum() * 0.0  # keeps the graph (and DDP's reducer) happy when a term is absent
         sums, counts = [zero, zero], [0, 0]
         if m.divergence is not None:
             with torch.no_grad():
-                teacher = logits_at(self.teacher, ids, attn, keep)[..., :v]
+                teacher = logits_at(self.teacher, ids, attn, keep, share_prefix=self.share_prefix)[..., :v]
             n = int(kl_mask.sum())
             sums[0] = divergence(m.divergence, student, teacher, kl_mask, temperature=m.temperature, beta=m.beta,
                                  alpha=m.skew_alpha, chunk_size=self.chunk_size) * n
@@ -247,7 +267,7 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
     if bf16 is None:
         if str(config.bf16).lower() != "auto":
             raise KidsqlError(f"bf16 {config.bf16!r}: use auto, true or false")
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        bf16 = cpu_or_cuda_bf16()
     return TrainingArguments(
         output_dir=config.output_dir,
         per_device_train_batch_size=config.per_device_train_batch_size,
@@ -274,6 +294,15 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
         use_cpu=not torch.cuda.is_available(),  # without it accelerate never starts a multi-process CPU (gloo) run
         **extra,
     )
+
+
+def cpu_or_cuda_bf16() -> bool:
+    """bf16 autocast where the hardware does it natively: a CUDA device with bf16, or (no CUDA) a CPU with
+    AVX512-BF16 (measured 1.15x per tiny training step there, docs/results/cpu-teacher-experiments.md)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(native and native())
 
 
 def mask_token_id(tokenizer: Any, name: str) -> int:
@@ -316,7 +345,7 @@ def build_trainer(
         check_vocab_compatible(teacher, student, teacher_tok, tokenizer)
         vocab = shared_vocab_size(teacher, student, tokenizer)
 
-    prompts, sqls = build_split_prompts(config, tokenizer)
+    prompts, sqls, groups = build_split_prompts(config, tokenizer, with_groups=True)
     state = PartialState()
     if method.sequences == "teacher":
         greedy = GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=False, batch_size=config.gen_batch_size)
@@ -333,6 +362,7 @@ def build_trainer(
         generation=GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=True,
                                      temperature=config.gen_temperature, top_p=config.gen_top_p),
         mask_token_id=mask_token_id(tokenizer, method.imperfect.mask_token) if method.sequences == "imperfect" else None,
+        groups=groups, share_prefix=config.share_prompt_prefix,
     )
 
 
@@ -402,8 +432,9 @@ def prompt_options(config: DistillConfig, tokenizer: Any) -> Any:
                          count_tokens=token_counter(tokenizer))
 
 
-def build_split_prompts(config: DistillConfig, tokenizer: Any) -> tuple[list[str], list[str]]:
-    """Prompts (fitted to the real tokenizer's budget) and gold SQL of `config.split` of `config.data`."""
+def build_split_prompts(config: DistillConfig, tokenizer: Any, *, with_groups: bool = False) -> tuple[list[str], ...]:
+    """Prompts (fitted to the real tokenizer's budget) and gold SQL of `config.split` of `config.data` (and, with
+    `with_groups`, each example's database: the batching key of the shared schema prefix)."""
     from kidsql.data.load import load_benchmark
     from kidsql.prompts import build_prompts
 
@@ -411,4 +442,52 @@ def build_split_prompts(config: DistillConfig, tokenizer: Any) -> tuple[list[str
     examples = bench.examples[: config.limit] if config.limit else bench.examples
     if not examples:
         raise KidsqlError(f"{config.data}: split {config.split!r} has no examples; pick another --split")
-    return build_prompts(bench, examples, prompt_options(config, tokenizer)), [e.sql for e in examples]
+    options = prompt_options(config, tokenizer)
+    cached = _prompt_cache_file(config, tokenizer, options)
+    prompts = _read_prompts(cached, len(examples))
+    if prompts is None:
+        prompts = build_prompts(bench, examples, options)
+        _write_prompts(cached, prompts)
+    sqls = [e.sql for e in examples]
+    return (prompts, sqls, [e.db_id for e in examples]) if with_groups else (prompts, sqls)
+
+
+def _prompt_cache_file(config: DistillConfig, tokenizer: Any, options: Any) -> Path:
+    """Where the training prompts of this (data files, split, prompt options, tokenizer) are cached: fitting
+    thousands of prompts to a token budget takes ~10 s, and a demo or bench trains many models on the same ones."""
+    import hashlib
+
+    from kidsql.paths import cache_dir
+
+    data = Path(config.data).resolve()
+    files = [p for p in data.iterdir() if p.is_file()] if data.is_dir() else [data]
+    stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    db_dir = data / "database"
+    ident = {"data": str(data), "files": stats, "db_mtime": db_dir.stat().st_mtime_ns if db_dir.is_dir() else None,
+             "split": config.split, "kind": config.data_kind, "evidence": config.use_evidence, "limit": config.limit,
+             "options": [options.num_sample_values, options.with_values, options.with_matched_values,
+                         options.max_matched_per_column, options.max_prompt_tokens],
+             "vocab": hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest(),
+             "tokenizer": type(tokenizer).__name__}
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+    return cache_dir() / "prompts" / f"{key}.json"
+
+
+def _read_prompts(path: Path, n: int) -> list[str] | None:
+    try:
+        prompts = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return prompts if isinstance(prompts, list) and len(prompts) == n else None
+
+
+def _write_prompts(path: Path, prompts: list[str]) -> None:
+    """Atomic (temp file + rename), so a killed run never leaves a half-written cache that a later run trusts."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".prompts.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(prompts, f)
+    os.replace(tmp, path)

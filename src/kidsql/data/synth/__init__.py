@@ -12,13 +12,36 @@ from pathlib import Path
 
 from kidsql.errors import KidsqlError
 
+from dataclasses import dataclass
+
 from .content import make_rows, write_sqlite
 from .domains import DEV_DOMAINS, DOMAINS
-from .examples import Checker, build_split, make_variant
-from .renames import TRAIN_RENDERINGS, renderings
+from .examples import Checker, DrawOptions, build_split, make_variant
+from .renames import renderings
 from .writer import dump_json, record, serialize_schema, tables_entry, to_schema
 
-SIZES: dict[str, tuple[int, int]] = {"small": (400, 120), "full": (8000, 1000)}
+
+@dataclass(frozen=True)
+class Preset:
+    """One benchmark size. `dev`: "cross-db" (Spider's setting: dev databases never seen in training; train
+    databases are renamed renderings of the train domains, so names must be copied from the prompt) or
+    "in-domain" (dev asks new queries of the training databases: a (db_id, SQL) of train never occurs in dev)."""
+
+    n_train: int
+    n_dev: int
+    dev: str = "cross-db"
+    renderings: int = 1  # cross-db: renamed renderings per train domain
+    domains: int | None = None  # in-domain: the first N domains (None: all)
+    draw: DrawOptions = DrawOptions()
+
+
+# "cpu" is what a from-scratch tiny teacher learns on 2 CPU cores in minutes (docs/results/cpu-teacher-experiments.md):
+# in-domain, 8 databases, easy + medium shapes, 4 values per column. "full" is the Spider-like cross-db benchmark.
+SIZES: dict[str, Preset] = {
+    "small": Preset(400, 120, renderings=2),
+    "full": Preset(8000, 1000, renderings=12),
+    "cpu": Preset(6000, 400, dev="in-domain", domains=8, draw=DrawOptions(levels=("e",), value_pool=4)),
+}
 TS_INSTANCES = 3
 TOKENIZER_PROMPTS = 2000  # prompts repeat their schema; a sample is enough for the BPE merges
 
@@ -29,13 +52,17 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
         raise KidsqlError(f"unknown benchmark size {size!r} for {out}: use one of {', '.join(SIZES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    n_train, n_dev = SIZES[size]
+    preset = SIZES[size]
 
-    # train: every train domain rendered TRAIN_RENDERINGS[size] times under other identifiers (renames.py), so
-    # that names must be copied from the prompt; dev: the held-out domains under their own names
-    train_doms = renderings([d for d in DOMAINS if d.db_id not in DEV_DOMAINS], TRAIN_RENDERINGS[size], seed)
-    dev_doms = [d for d in DOMAINS if d.db_id in DEV_DOMAINS]
-    all_doms = train_doms + dev_doms
+    if preset.dev == "in-domain":
+        train_doms = list(DOMAINS)[: preset.domains] if preset.domains else list(DOMAINS)
+        dev_doms, all_doms = train_doms, train_doms
+    else:
+        # train: every train domain rendered `preset.renderings` times under other identifiers (renames.py), so
+        # that names must be copied from the prompt; dev: the held-out domains under their own names
+        train_doms = renderings([d for d in DOMAINS if d.db_id not in DEV_DOMAINS], preset.renderings, seed)
+        dev_doms = [d for d in DOMAINS if d.db_id in DEV_DOMAINS]
+        all_doms = train_doms + dev_doms
     base_rows = {}
     for dom in all_doms:
         for k in range(TS_INSTANCES + 1):
@@ -46,9 +73,11 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
                 base_rows[dom.db_id] = rows
 
     checker = Checker(out / "database", TS_INSTANCES)
+    opts = preset.draw
     try:
-        train = build_split("train", train_doms, base_rows, n_train, seed, checker)
-        dev = build_split("dev", dev_doms, base_rows, n_dev, seed, checker)
+        train = build_split("train", train_doms, base_rows, preset.n_train, seed, checker, opts)
+        in_train = {(ex.db_id, ex.sql) for ex in train} if preset.dev == "in-domain" else None
+        dev = build_split("dev", dev_doms, base_rows, preset.n_dev, seed, checker, opts, exclude=in_train)
     finally:
         checker.close()
 
@@ -58,7 +87,7 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
     for name in ("syn", "realistic", "dk"):
         recs = []
         for i, ex in enumerate(dev):
-            var = make_variant(name, ex, by_id[ex.db_id], base_rows[ex.db_id])
+            var = make_variant(name, ex, by_id[ex.db_id], base_rows[ex.db_id], opts)
             if var is not None:
                 recs.append(record(var, {"dev_index": i, "base_question": ex.question, "changes": var.changes}))
         dump_json(out / f"dev_{name}.json", recs)
@@ -97,4 +126,4 @@ def _tokenizer_corpus(out: Path, train, by_id) -> list[str]:
     return texts
 
 
-__all__ = ["generate_benchmark", "SIZES"]
+__all__ = ["generate_benchmark", "Preset", "SIZES"]

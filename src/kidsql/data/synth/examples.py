@@ -40,11 +40,19 @@ def articles(text: str) -> str:
     return _A_AN.sub(lambda m: m.group(1) + "n ", text)
 
 
-def draw(dom: DomainDef, rows: Rows, key: str, lex: Lexicon | None = None) -> Drawn:
+@dataclass(frozen=True)
+class DrawOptions:
+    """What a benchmark preset restricts: the shape levels (e/m/h/x) and the values per column questions use."""
+
+    levels: tuple[str, ...] = ("e", "m", "h", "x")
+    value_pool: int | None = None
+
+
+def draw(dom: DomainDef, rows: Rows, key: str, lex: Lexicon | None = None, opts: DrawOptions = DrawOptions()) -> Drawn:
     rng = random.Random(key)
-    shape = draw_shape(rng)
+    shape = draw_shape(rng, opts.levels)
     lex = lex or Lexicon()
-    select, question = SHAPES[shape][0](Ctx(dom, rows, rng, lex))
+    select, question = SHAPES[shape][0](Ctx(dom, rows, rng, lex, opts.value_pool))
     question = articles(question)
     changes = [{k: articles(v) for k, v in ch.items()} for ch in lex.changes]
     # templates format every slot, used or not: keep only the changes that made it into the question
@@ -83,19 +91,23 @@ class Checker:
 
 
 def build_split(split: str, domains: list[DomainDef], rows: dict[str, Rows], n: int, seed: int,
-                checker: Checker) -> list[Drawn]:
-    """`n` examples spread round-robin over `domains`; failed, empty or duplicate draws are redrawn."""
+                checker: Checker, opts: DrawOptions = DrawOptions(),
+                exclude: set[tuple[str, str]] | None = None) -> list[Drawn]:
+    """`n` examples spread round-robin over `domains`; failed, empty or duplicate draws are redrawn, and so are
+    draws whose (db_id, SQL) is in `exclude` (in-domain dev: no query of train)."""
     out: list[Drawn] = []
     seen: set[tuple[str, str]] = set()
+    exclude = exclude or set()
     for i in tqdm(range(n), desc=f"synth {split}", disable=None, leave=False):
         dom = domains[i % len(domains)]
         for attempt in range(MAX_ATTEMPTS):
             key = f"{seed}:{split}:{i}:{attempt}"
             try:
-                ex = draw(dom, rows[dom.db_id], key)
+                ex = draw(dom, rows[dom.db_id], key, opts=opts)
             except Skip:
                 continue
-            if (dom.db_id, ex.question) in seen or not checker.ok(dom.db_id, ex.sql):
+            if ((dom.db_id, ex.question) in seen or (dom.db_id, ex.sql) in exclude
+                    or not checker.ok(dom.db_id, ex.sql)):
                 continue
             seen.add((dom.db_id, ex.question))
             out.append(ex)
@@ -107,9 +119,9 @@ def _mentions(text: str, phrase: str) -> bool:
     return re.search(rf"\b{re.escape(phrase)}", text) is not None
 
 
-def make_variant(name: str, base: Drawn, dom: DomainDef, rows: Rows) -> Drawn | None:
+def make_variant(name: str, base: Drawn, dom: DomainDef, rows: Rows, opts: DrawOptions = DrawOptions()) -> Drawn | None:
     """The same example worded by variant `name`, or None when the variant does not apply to it."""
-    ex = draw(dom, rows, base.key, VARIANTS[name]())
+    ex = draw(dom, rows, base.key, VARIANTS[name](), opts)
     assert ex.sql == base.sql, f"variant {name} changed the SQL of {base.key}"
     if not ex.changes or ex.question == base.question:
         return None

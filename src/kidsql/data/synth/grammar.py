@@ -142,12 +142,21 @@ class Ctx:
     rows: Rows
     rng: random.Random
     lex: Lexicon
+    value_pool: int | None = None  # questions use only this many values per column (spread over its range)
 
     def choice(self, seq):
         return seq[self.rng.randrange(len(seq))]
 
     def values(self, table: TableDef, col: ColumnDef) -> list:
-        return [r[col.name] for r in self.rows[table.name]]
+        vals = [r[col.name] for r in self.rows[table.name]]
+        if self.value_pool is None:
+            return vals
+        distinct = sorted({v for v in vals if v is not None}, key=lambda v: (str(type(v)), v))
+        if len(distinct) <= self.value_pool:
+            return vals
+        step = len(distinct) / self.value_pool
+        keep = {distinct[int(step * (i + 0.5))] for i in range(self.value_pool)}
+        return [v for v in vals if v in keep]
 
     def tables(self, *roles: str, junction: bool = False) -> list[TableDef]:
         return [t for t in self.dom.tables if (junction or not t.is_junction) and all(t.by_role(r) for r in roles)]
@@ -601,6 +610,7 @@ SHAPES: dict[str, tuple[Shape, float]] = {
 }
 
 
-def draw_shape(rng: random.Random) -> str:
-    names = list(SHAPES)
+def draw_shape(rng: random.Random, levels: tuple[str, ...] = ("e", "m", "h", "x")) -> str:
+    """A shape name, by weight, among the shapes whose prefix (e/m/h/x: their intended hardness) is in `levels`."""
+    names = [n for n in SHAPES if n.split("_", 1)[0] in levels]
     return rng.choices(names, weights=[SHAPES[n][1] for n in names])[0]

@@ -104,7 +104,6 @@ temporary then ties to transaction trigger unbounded union unique update using v
 when where window with without
 """.split())
 
-TRAIN_RENDERINGS = {"small": 2, "full": 12}  # renderings per train domain, by benchmark size
 
 
 def _alt(word: str, rng: random.Random) -> str:
