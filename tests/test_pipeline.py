@@ -151,3 +151,22 @@ def test_peak_memory_reset_lowers_the_high_water_mark():
         pytest.skip("no resettable peak-memory counter on this platform")
     after, _ = peak_memory()
     assert after < before - 32
+
+
+def test_teacher_layers_student_is_built_once_and_other_specs_pass_through(tmp_path, monkeypatch):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                                 num_attention_heads=2)).save_pretrained(tmp_path / "teacher")
+    first = P.resolve_student("teacher-layers:2", tmp_path / "teacher")
+    assert (Path(first) / "config.json").is_file() and str(tmp_path / "cache") in first
+    mtime = (Path(first) / "config.json").stat().st_mtime_ns
+    assert P.resolve_student("teacher-layers:2", tmp_path / "teacher") == first  # cached: every method/seed shares it
+    assert (Path(first) / "config.json").stat().st_mtime_ns == mtime
+    assert P.resolve_student("teacher-layers:3", tmp_path / "teacher") != first
+    assert P.resolve_student("tiny:1m", tmp_path / "teacher") == "tiny:1m"
+    with pytest.raises(KidsqlError, match="teacher-layers:N"):
+        P.resolve_student("teacher-layers:two", tmp_path / "teacher")

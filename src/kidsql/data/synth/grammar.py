@@ -188,7 +188,8 @@ def make_cond(ctx: Ctx, t: TableDef, col: ColumnDef, alias: str | None = None,
     if col.role in ("label", "category"):
         v = ctx.choice(vals)
         return Cond(ref(col, alias), "=", lit(v)), ctx.lex.cond(col, "=", str(v), owner)
-    if col.natural == "age" and min(vals) < 18 <= max(vals) and ctx.rng.random() < 0.4:
+    ages = [r[col.name] for r in ctx.rows[t.name]] if col.natural == "age" else []  # all rows, not the value pool
+    if ages and min(ages) < 18 <= max(ages) and ctx.rng.random() < 0.4:
         op = ctx.choice([">=", "<"])  # the thresholds `dev_dk` can word as "adults"/"minors"
         return Cond(ref(col, alias), op, "18"), ctx.lex.cond(col, op, "18", owner)
     s = sorted(vals)
