@@ -170,3 +170,23 @@ def test_teacher_layers_student_is_built_once_and_other_specs_pass_through(tmp_p
     assert P.resolve_student("tiny:1m", tmp_path / "teacher") == "tiny:1m"
     with pytest.raises(KidsqlError, match="teacher-layers:N"):
         P.resolve_student("teacher-layers:two", tmp_path / "teacher")
+
+
+def test_goal_checks_against_hand_computed_margins():
+    from kidsql.bench import goal_checks
+
+    summary = {"sft": {"score": 40.0, "latency": 1.0}, "fkd": {"score": 45.0, "latency": 1.5},
+               "rkd": {"score": 44.0, "latency": 1.6}, "seqkd": {"score": 41.0, "latency": 1.1},
+               "gkd-rkl": {"score": 48.5, "latency": 3.0}, "kid": {"score": 47.5, "latency": 1.76}}
+    margin = next(c for c in goal_checks(summary) if "gold" in c["goal"])
+    assert margin["value"] == pytest.approx(2.5) and margin["met"] and "(fkd)" in margin["detail"]
+    gkd = next(c for c in goal_checks(summary) if "within" in c["goal"])
+    assert gkd["value"] == pytest.approx(-1.0) and gkd["met"]  # exactly 1 point below: within
+    rkd = next(c for c in goal_checks(summary) if "rkd latency" in c["goal"])
+    assert rkd["value"] == pytest.approx(1.1) and rkd["met"]
+    below = next(c for c in goal_checks(summary) if "below" in c["goal"])
+    assert below["value"] == pytest.approx(1.76 / 3.0) and below["met"]
+    worse = goal_checks({**summary, "kid": {"score": 46.0, "latency": 1.9}})
+    assert [c["met"] for c in worse] == [False, False, False, True]
+    missing = goal_checks({"kid": {"score": 50.0, "latency": 1.0}})
+    assert [c["met"] for c in missing] == [None, None, None, None]

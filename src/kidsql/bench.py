@@ -146,6 +146,13 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
     return outcome
 
 
+def split_sizes(bench: Path, splits: list[str], limit: int | None) -> dict[str, int]:
+    """How many examples each split's scores rest on (a 4-example split moves 25 points per example)."""
+    from kidsql import pipeline as P
+
+    return {s: len(P.split_examples(bench, s, limit)[0]) for s in splits}
+
+
 def _result_path(out: Path, name: str, seed: int) -> Path:
     return out / "runs" / name / f"seed{seed}" / "result.json"
 
@@ -244,6 +251,42 @@ def aggregate(results: list[dict[str, Any]], splits: list[str]) -> dict[str, dic
     return rows
 
 
+GOLD_BASELINES = ("sft", "fkd", "rkd", "seqkd")
+
+
+def goal_checks(summary: dict[str, dict[str, Any]], focus: str = "kid", gkd: str = "gkd-rkl") -> list[dict[str, Any]]:
+    """Issue 5's targets for `focus`, each computed from the seed means in `summary` (name -> {"score",
+    "latency"}): at least 2 points of average score above every gold-data baseline, within 1 point of GKD, at
+    most 1.15x RKD's latency and below GKD's. A check whose runs are missing says so (met None)."""
+    def get(name: str, key: str) -> float | None:
+        return summary.get(name, {}).get(key)
+
+    checks = []
+    k_score, k_lat = get(focus, "score"), get(focus, "latency")
+    gold = {b: get(b, "score") for b in GOLD_BASELINES if get(b, "score") is not None}
+    if k_score is not None and gold:
+        best = max(gold, key=gold.get)
+        margin = k_score - gold[best]
+        checks.append({"goal": f"{focus} >= every gold baseline + 2 (avg score)", "value": margin,
+                       "detail": f"{focus} - best gold baseline ({best}) = {margin:+.1f}", "met": margin >= 2})
+    else:
+        checks.append({"goal": f"{focus} >= every gold baseline + 2 (avg score)", "value": None,
+                       "detail": "runs missing", "met": None})
+    g_score = get(gkd, "score")
+    diff = k_score - g_score if k_score is not None and g_score is not None else None
+    checks.append({"goal": f"{focus} within 1 point of {gkd} (or above)", "value": diff,
+                   "detail": f"{focus} - {gkd} = {diff:+.1f}" if diff is not None else "runs missing",
+                   "met": None if diff is None else diff >= -1})
+    for other, limit in (("rkd", 1.15), (gkd, 1.0)):
+        o_lat = get(other, "latency")
+        ratio = k_lat / o_lat if k_lat and o_lat else None
+        word = f"<= {limit:.2f}x {other} latency" if other == "rkd" else f"below {other} latency"
+        checks.append({"goal": f"{focus} {word}", "value": ratio,
+                       "detail": f"{focus}/{other} step time = {ratio:.2f}x" if ratio else "runs missing",
+                       "met": None if ratio is None else (ratio <= limit if other == "rkd" else ratio < limit)})
+    return checks
+
+
 def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list[dict[str, Any]],
                  teacher: dict[str, Any]) -> dict[str, Any]:
     """report.md, report.json and the two PNG plots in cfg.out; returns report.json's data."""
@@ -267,14 +310,17 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         row["summary"] = {"score": score, "score_std": score_std, "latency": lat, "latency_std": lat_std}
         points.append({"name": name, "score": score, "score_std": score_std, "latency": lat, "latency_std": lat_std})
     md_table = markdown_table(headers, table)
+    goals = goal_checks({n: r["summary"] for n, r in rows.items()})
+    goal_md = markdown_table(["goal (issue 5)", "measured", "met"],
+                             [[g["goal"], g["detail"], {True: "yes", False: "no", None: "-"}[g["met"]]] for g in goals])
     plots = {
         "score_vs_latency": str(plot_score_vs_latency(points, out / "score_vs_latency.png")),
         "learning_curves": str(plot_learning_curves({n: r["curves"] for n, r in rows.items()}, out / "learning_curves.png")),
     }
     env = environment()
     data = {"kind": "bench", "environment": env, "config": dataclasses.asdict(cfg), "benchmark": str(bench),
-            "splits": splits, "teacher": teacher, "variants": rows, "runs": results, "plots": plots,
-            "markdown_table": md_table}
+            "splits": splits, "split_sizes": split_sizes(bench, splits, cfg.eval_limit), "teacher": teacher,
+            "variants": rows, "goals": goals, "runs": results, "plots": plots, "markdown_table": md_table}
     write_json(out / "report.json", data)
     n_seeds = len(seeds_of(cfg))
     text = (
@@ -283,6 +329,10 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         f"{cfg.student_steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}; {n_seeds} seed(s) "
         f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "") + ".\n\n"
         + md_table + "\n"
+        "Examples scored per split: " + ", ".join(f"{k} {v}" for k, v in data["split_sizes"].items()) + ".\n\n"
+        + goal_md + "\n"
+        "Goals are checked on the seed means; with the spreads above, a margin smaller than about two standard "
+        "deviations is not a difference.\n\n"
         "Cells: mean ± sample std over seeds. avg score: plain mean of the EX and TS numbers over the "
         f"{len(splits)} splits (the paper's score). latency: mean optimiser step time relative to SFT's. "
         "peak MB: peak memory of each run (CUDA max allocated, or the process's peak RSS reset before the run).\n\n"
