@@ -192,3 +192,25 @@ def test_mask_token_option(bench) -> None:
     with pytest.raises(KidsqlError, match="no such token"):
         mask_token_id(tok, "NOT_A_TOKEN_XYZ")
     assert dataclasses.replace(get_method("kid"), name="x").imperfect.mask_token == "bos"
+
+
+def test_training_prompts_are_cached_per_data_options_and_tokenizer(bench, tmp_path, monkeypatch):
+    """The second build reads the cache (the prompt builder is not called); another budget is another entry."""
+    import kidsql.prompts
+    from kidsql.distill.config import load_config
+    from kidsql.distill.trainer import build_split_prompts
+
+    monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path / "cache"))
+    tok = load_bench_tokenizer(bench)
+    config = load_config(None, method="sft", student="x", data=str(bench), output_dir=str(tmp_path / "out"))
+    first = build_split_prompts(config, tok)
+    assert len(list((tmp_path / "cache" / "prompts").glob("*.json"))) == 1
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("prompts were rebuilt instead of read from the cache")
+
+    monkeypatch.setattr(kidsql.prompts, "build_prompts", refuse)
+    assert build_split_prompts(config, tok) == first
+    smaller = dataclasses.replace(config, max_prompt_tokens=40)
+    with pytest.raises(AssertionError, match="rebuilt"):
+        build_split_prompts(smaller, tok)

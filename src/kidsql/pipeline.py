@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
@@ -143,14 +144,21 @@ def ensure_benchmark(size: str = "small", seed: int = 0) -> Path:
     final = root / f"{size}-seed{seed}"
     if (final / "dev.json").is_file() and (final / "tokenizer").is_dir():
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    return build_folder_once(final, lambda tmp: generate_benchmark(tmp, seed=seed, size=size), marker="dev.json")
+
+
+def build_folder_once(final: Path, build: Callable[[Path], Any], *, marker: str) -> Path:
+    """`build` into a temp folder beside `final`, then rename it to `final`: a killed run never leaves a
+    half-written folder that a later run would trust. When another process renamed its copy first (`final`
+    already holds `marker`), that copy is kept."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
-        generate_benchmark(tmp, seed=seed, size=size)
+        build(tmp)
         try:
             os.rename(tmp, final)
-        except OSError:  # another process finished first: keep its copy
-            if not (final / "dev.json").is_file():
+        except OSError:
+            if not (final / marker).is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -253,15 +261,8 @@ def resolve_student(spec: str, teacher_dir: Path) -> str:
     stamp = max((p.stat().st_mtime_ns for p in teacher_dir.glob("*.safetensors")), default=0)
     key = hashlib.sha256(f"{teacher_dir}:{stamp}:{n}".encode()).hexdigest()[:16]
     out = cache_dir() / "student_inits" / key
-    if not (out / "config.json").is_file():  # written to a temp folder and renamed: never half-written
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=out.parent))
-        try:
-            keep_layers(teacher_dir, tmp, n)
-            if not out.exists():
-                os.rename(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not (out / "config.json").is_file():
+        build_folder_once(out, lambda tmp: keep_layers(teacher_dir, tmp, n), marker="config.json")
     return str(out)
 
 

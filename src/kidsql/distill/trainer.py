@@ -29,7 +29,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +149,7 @@ class DistillTrainer(Trainer):
         self.groups = groups
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        """Batches of one database each when the prefix is shared (that is what makes it shared)."""
+        """Blocks of `share_prefix` questions on one database when the prefix is shared (what makes it shared)."""
         if not self.share_prefix:
             return super()._get_train_sampler(train_dataset)
         return DatabaseGroupedSampler(self.groups, self.share_prefix, seed=self.args.data_seed or self.args.seed)
@@ -437,6 +437,7 @@ def build_split_prompts(config: DistillConfig, tokenizer: Any, *, with_groups: b
     `with_groups`, each example's database: the batching key of the shared schema prefix)."""
     from kidsql.data.load import load_benchmark
     from kidsql.prompts import build_prompts
+    from kidsql.report import write_text_atomic
 
     bench = load_benchmark(Path(config.data), config.split, kind=config.data_kind, use_evidence=config.use_evidence)
     examples = bench.examples[: config.limit] if config.limit else bench.examples
@@ -447,7 +448,7 @@ def build_split_prompts(config: DistillConfig, tokenizer: Any, *, with_groups: b
     prompts = _read_prompts(cached, len(examples))
     if prompts is None:
         prompts = build_prompts(bench, examples, options)
-        _write_prompts(cached, prompts)
+        write_text_atomic(cached, json.dumps(prompts))  # atomic: a killed run leaves no half-written cache
     sqls = [e.sql for e in examples]
     return (prompts, sqls, [e.db_id for e in examples]) if with_groups else (prompts, sqls)
 
@@ -465,8 +466,7 @@ def _prompt_cache_file(config: DistillConfig, tokenizer: Any, options: Any) -> P
     db_dir = data / "database"
     ident = {"data": str(data), "files": stats, "db_mtime": db_dir.stat().st_mtime_ns if db_dir.is_dir() else None,
              "split": config.split, "kind": config.data_kind, "evidence": config.use_evidence, "limit": config.limit,
-             "options": [options.num_sample_values, options.with_values, options.with_matched_values,
-                         options.max_matched_per_column, options.max_prompt_tokens],
+             "options": {f.name: getattr(options, f.name) for f in fields(options) if f.name != "count_tokens"},
              "vocab": hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest(),
              "tokenizer": type(tokenizer).__name__}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:20]
@@ -479,15 +479,3 @@ def _read_prompts(path: Path, n: int) -> list[str] | None:
     except (OSError, ValueError):
         return None
     return prompts if isinstance(prompts, list) and len(prompts) == n else None
-
-
-def _write_prompts(path: Path, prompts: list[str]) -> None:
-    """Atomic (temp file + rename), so a killed run never leaves a half-written cache that a later run trusts."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".prompts.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(prompts, f)
-    os.replace(tmp, path)

@@ -8,11 +8,10 @@ docs/embedded-benchmark.md. Everything is deterministic for a seed, down to the 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from kidsql.errors import KidsqlError
-
-from dataclasses import dataclass
 
 from .content import make_rows, write_sqlite
 from .domains import DEV_DOMAINS, DOMAINS
@@ -36,7 +35,7 @@ class Preset:
 
 
 # "cpu" is what a from-scratch tiny teacher learns on 2 CPU cores in minutes (docs/results/cpu-teacher-experiments.md):
-# in-domain, 8 databases, easy + medium shapes, 4 values per column. "full" is the Spider-like cross-db benchmark.
+# in-domain, 8 databases, easy shapes only, 4 values per column. "full" is the Spider-like cross-db benchmark.
 SIZES: dict[str, Preset] = {
     "small": Preset(400, 120, renderings=2),
     "full": Preset(8000, 1000, renderings=12),

@@ -147,8 +147,13 @@ class Ctx:
     def choice(self, seq):
         return seq[self.rng.randrange(len(seq))]
 
+    def all_values(self, table: TableDef, col: ColumnDef) -> list:
+        """The column's value in every row, whatever the value pool."""
+        return [r[col.name] for r in self.rows[table.name]]
+
     def values(self, table: TableDef, col: ColumnDef) -> list:
-        vals = [r[col.name] for r in self.rows[table.name]]
+        """The values questions may use: every row's, or only those in the pool (`value_pool`)."""
+        vals = self.all_values(table, col)
         if self.value_pool is None:
             return vals
         distinct = sorted({v for v in vals if v is not None}, key=lambda v: (str(type(v)), v))
@@ -188,7 +193,7 @@ def make_cond(ctx: Ctx, t: TableDef, col: ColumnDef, alias: str | None = None,
     if col.role in ("label", "category"):
         v = ctx.choice(vals)
         return Cond(ref(col, alias), "=", lit(v)), ctx.lex.cond(col, "=", str(v), owner)
-    ages = [r[col.name] for r in ctx.rows[t.name]] if col.natural == "age" else []  # all rows, not the value pool
+    ages = ctx.all_values(t, col) if col.natural == "age" else []  # all rows, not the value pool
     if ages and min(ages) < 18 <= max(ages) and ctx.rng.random() < 0.4:
         op = ctx.choice([">=", "<"])  # the thresholds `dev_dk` can word as "adults"/"minors"
         return Cond(ref(col, alias), op, "18"), ctx.lex.cond(col, op, "18", owner)

@@ -105,7 +105,6 @@ when where window with without
 """.split())
 
 
-
 def _alt(word: str, rng: random.Random) -> str:
     """The original word or one of its alternatives, uniformly."""
     options = (word,) + ALTERNATIVES.get(word, ())
