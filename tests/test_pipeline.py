@@ -134,7 +134,7 @@ def test_read_curve_keeps_the_last_point_per_step(tmp_path):
 
 def test_conclusion_is_computed_from_the_numbers():
     text = conclusion({"sft": 40.0, "rkd": 47.5, "kid": 45.0}, 60.0)
-    assert text == "KID (45.0 EX) beats SFT by +5.0 EX and trails RKD by -2.5 EX; teacher 60.0 EX."
+    assert text == "KID (45.0 EX) beats SFT by 5.0 EX and trails RKD by 2.5 EX; teacher 60.0 EX."
     assert conclusion({"sft": 40.0, "kid": 40.0}, None) == "KID (40.0 EX) ties SFT; teacher not scored."
     assert conclusion({"sft": 10.0, "rkd": 30.0}, 50.0) == "Best student: RKD with 30.0 EX; teacher 50.0 EX."
 

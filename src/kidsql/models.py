@@ -27,9 +27,12 @@ if TYPE_CHECKING:  # heavy imports stay lazy so `kidsql --help` is fast
 TINY_PREFIX = "tiny:"
 
 # LlamaConfig kwargs of the built-in CPU models. Parameter counts quoted at a 4,096-token vocabulary with tied
-# embeddings (the embedding matrix is counted once): 1m ~1.1M, 4m ~4.1M, 8m ~8.2M. Head dims stay even for RoPE.
+# embeddings (the embedding matrix is counted once): 1m ~1.1M, 3m ~2.6M, 4m ~4.1M, 8m ~8.2M. Head dims stay even
+# for RoPE. 3m is the demo/bench teacher: on the cpu benchmark it learnt faster per step than 4m, not only per
+# second (docs/results/cpu-teacher-experiments.md).
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "1m": dict(hidden_size=128, intermediate_size=320, num_hidden_layers=3, num_attention_heads=4),
+    "3m": dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=6),
     "4m": dict(hidden_size=256, intermediate_size=640, num_hidden_layers=4, num_attention_heads=8),
     "8m": dict(hidden_size=320, intermediate_size=768, num_hidden_layers=6, num_attention_heads=8),
 }

@@ -71,7 +71,7 @@ def conclusion(ex_by_method: dict[str, float | None], teacher_ex: float | None, 
             continue
         delta = round(mine - value, 1)
         verb = "beats" if delta > 0 else "trails" if delta < 0 else "ties"
-        parts.append(f"{verb} {other.upper()}" + ("" if delta == 0 else f" by {delta:+.1f} EX"))
+        parts.append(f"{verb} {other.upper()}" + ("" if delta == 0 else f" by {abs(delta):.1f} EX"))
     body = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts) or "is the only student"
     return f"{focus.upper()} ({mine:.1f} EX) {body}; {teacher}."
 

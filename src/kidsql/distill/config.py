@@ -30,7 +30,7 @@ class DistillConfig:
     # what
     method: str = _h("kid: sft, seqkd, fkd, rkd, fdistill, imitkd, gkd, gkd-fkl, gkd-rkl, gkd-jsd, kid", "kid")
     teacher: str | None = _h("teacher model folder or hub id (not needed for sft)")
-    student: str | None = _h("student: a folder, a hub id, or tiny:<1m|4m|8m|cfg.yaml> built from scratch")
+    student: str | None = _h("student: a folder, a hub id, or tiny:<1m|3m|4m|8m|cfg.yaml> built from scratch")
     tokenizer: str | None = _h("tokenizer folder; default: the student folder, else <data>/tokenizer")
     data: str | None = _h("benchmark folder (Spider/BIRD layout or JSONL)")
     split: str = _h("training split of the benchmark", "train")
@@ -54,6 +54,8 @@ class DistillConfig:
     share_prompt_prefix: bool = _h("batch questions in blocks of 4 per database and run each block's schema prefix "
                                    "once (same logits; faster on long shared schemas, but less mixed batches can "
                                    "slow learning; single process only)", False)
+    reuse_prompt_kv: bool = _h("KID: run the student's prompt once and reuse its keys/values in the rewrite pass "
+                                "and the training forward (same logits, cheaper; single process only)", True)
     max_prompt_tokens: int = _h("prompt token budget (paper: 1024-2048)", 1024)
     max_sql_tokens: int = _h("SQL token budget (paper: 128-256)", 256)
     num_sample_values: int = _h("sample values per column in the prompt (0: none, far shorter prompts)", 2)

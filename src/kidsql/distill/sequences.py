@@ -80,6 +80,7 @@ def imperfect_sequences(
     vocab_size: int | None = None,
     temperature: float = 1.0,
     share_prefix: int | None = None,
+    prefix: PromptPrefix | None = None,
 ) -> tuple[Tensor, Tensor]:
     """KID's y_hat: gold SQL with round(alpha * |SQL|) tokens per example rewritten by the student itself.
 
@@ -92,7 +93,8 @@ def imperfect_sequences(
     Returns (y_hat ids [B, T], chosen positions [B, T] bool). Every unchosen position keeps its gold token.
     "hard"/"easy" cost one more no-grad forward (the student's entropy on the gold y). `vocab_size` restricts
     predictions to the ids the tokenizer knows (models may pad their output layer); rewrite="none" returns the
-    masked sequence (the paper's masking-only ablation). `share_prefix`: see `logits_at`.
+    masked sequence (the paper's masking-only ablation). `share_prefix`: see `logits_at`; `prefix`: the
+    rewrite pass runs against this reused prompt prefix (`PromptPrefix`, same logits).
     """
     eligible = sql_mask.bool().clone()  # .bool() of a bool tensor is the same tensor: never edit the caller's mask
     if eos_token_id is not None:
@@ -109,7 +111,11 @@ def imperfect_sequences(
     if rewrite == "none" or not chosen.any():
         return masked, chosen
     need = chosen[:, 1:].any(0).nonzero().squeeze(1)  # logit positions t - 1 of the chosen tokens t
-    step = logits_at(student, masked, attention_mask, need, share_prefix=share_prefix)[..., :vocab_size].float()  # [B, len(need), V]
+    if prefix is not None:
+        step = prefix.logits_at(masked, attention_mask, need)
+    else:
+        step = logits_at(student, masked, attention_mask, need, share_prefix=share_prefix)
+    step = step[..., :vocab_size].float()  # [B, len(need), V]
     if rewrite == "argmax":
         pred_need = step.argmax(-1)
     elif rewrite == "sample":
@@ -122,6 +128,62 @@ def imperfect_sequences(
     y_hat = input_ids.clone()
     y_hat[:, 1:] = torch.where(chosen[:, 1:], pred, input_ids[:, 1:])
     return y_hat, chosen
+
+
+class PromptPrefix:
+    """The student's forward over the leading prompt tokens of a batch, run once and reused by KID's two passes.
+
+    KID runs the student twice on sequences that differ only inside the SQL: the no-grad rewrite pass over
+    (x, masked y) and the training forward over (x, y_hat). Their first `length` positions (the shortest prompt
+    of the batch, less one so that every read logit lies after it) are the same tokens, so their keys/values are
+    computed once, with gradient, and both passes run only the rest against them. Logits equal the plain
+    forward's (tests/test_prompt_prefix.py) and gradients reach the prompt through the cache; it saves the
+    rewrite pass's prompt tokens, which is most of KID's cost above RKD. Not for DDP/FSDP/DeepSpeed (two forwards
+    of the wrapped model per backward) or gradient checkpointing (no cache): the trainer decides.
+    """
+
+    def __init__(self, model: Any, ids: Tensor, attention_mask: Tensor, length: int) -> None:
+        from transformers import DynamicCache
+
+        from kidsql.distill.shared_prefix import _cache_keyword
+
+        self.model, self.length, self.kw = model, length, _cache_keyword(model)
+        cache = DynamicCache()
+        model(input_ids=ids[:, :length], attention_mask=attention_mask[:, :length], use_cache=True,
+              logits_to_keep=1, **{self.kw: cache})
+        layers = getattr(cache, "layers", None)
+        self.kv = ([(layer.keys, layer.values) for layer in layers] if layers is not None
+                   else list(zip(cache.key_cache, cache.value_cache)))  # transformers < 4.56
+        self.prompt = ids[:, :length]
+
+    @classmethod
+    def length_for(cls, sql_mask: Tensor, attention_mask: Tensor) -> int:
+        """Positions before every row's first SQL token, less one (the logit of the first SQL token is read
+        there); 0 when some row has no SQL."""
+        if not bool(sql_mask.any(1).all()):
+            return 0
+        first = int(sql_mask.float().argmax(1).min())  # the earliest first SQL token of the batch
+        if not bool(attention_mask[:, :first].bool().all()):  # left padding: no common prompt positions
+            return 0
+        return max(first - 1, 0)
+
+    def logits_at(self, ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
+        """Logits at `positions` (all >= `length`) of `ids`, whose first `length` tokens must be the prefix's."""
+        from transformers import DynamicCache
+
+        if positions.numel() and int(positions.min()) < self.length:
+            raise ValueError(f"position {int(positions.min())} lies in the reused prompt prefix ({self.length} tokens)")
+        if not torch.equal(ids[:, : self.length], self.prompt):
+            raise ValueError("the sequences do not start with the reused prompt prefix")
+        try:
+            cache = DynamicCache(ddp_cache_data=self.kv)
+        except TypeError:  # transformers < 4.47
+            cache = DynamicCache.from_legacy_cache(tuple(self.kv))
+        width = ids.shape[1]
+        pos = torch.arange(self.length, width, device=ids.device).unsqueeze(0).expand(ids.shape[0], -1)
+        out = self.model(input_ids=ids[:, self.length:], attention_mask=attention_mask, position_ids=pos,
+                         use_cache=True, logits_to_keep=positions - self.length, **{self.kw: cache})
+        return out.logits
 
 
 def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor, *,

@@ -40,8 +40,8 @@ from transformers.trainer_callback import ProgressCallback
 from kidsql.distill.config import DistillConfig
 from kidsql.distill.divergences import cross_entropy, divergence
 from kidsql.distill.methods import GenerationOptions, Method, get_method
-from kidsql.distill.sequences import imperfect_sequences, logits_at, student_generated
-from kidsql.distill.shared_prefix import PREFIX_BLOCK, DatabaseGroupedSampler
+from kidsql.distill.sequences import PromptPrefix, imperfect_sequences, logits_at, student_generated
+from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.errors import KidsqlError
 from kidsql.memory import peak_memory, reset_peak_memory
 
@@ -122,6 +122,7 @@ class DistillTrainer(Trainer):
         chunk_size: int | None = None,
         groups: list[str] | None = None,
         share_prefix: bool = False,
+        reuse_prompt: bool = True,
         **kwargs: Any,
     ) -> None:
         self.speed = SpeedMeter()
@@ -147,6 +148,9 @@ class DistillTrainer(Trainer):
         if self.share_prefix == 1:
             self.share_prefix = None
         self.groups = groups
+        # KID's prompt reuse (PromptPrefix): two forwards of the student share one prompt forward, same conditions
+        self.reuse_prompt = (reuse_prompt and method.sequences == "imperfect" and not self.share_prefix
+                             and self.accelerator.num_processes == 1 and not self.args.gradient_checkpointing)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         """Blocks of `share_prefix` questions on one database when the prefix is shared (what makes it shared)."""
@@ -181,13 +185,18 @@ class DistillTrainer(Trainer):
             return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql)}
         o = m.imperfect
         gen = torch.Generator(device=ids.device).manual_seed(seed + self.accelerator.process_index)
+        prefix = None
+        if self.reuse_prompt and o.rewrite != "none" and o.mle_on != "clean":
+            length = PromptPrefix.length_for(sql, attn)
+            if length >= MIN_SHARED:  # with gradient: the training forward reuses it too
+                prefix = PromptPrefix(model, ids, attn, length)
         y_hat, chosen = imperfect_sequences(
             model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
             generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,
-            temperature=o.temperature, share_prefix=self.share_prefix,
+            temperature=o.temperature, share_prefix=self.share_prefix, prefix=prefix,
         )
         return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
-                "clean": o.mle_on == "clean"}
+                "clean": o.mle_on == "clean", "prefix": prefix}
 
     # ------------------------------------------------------------------------------------------------ loss
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
@@ -205,6 +214,8 @@ class DistillTrainer(Trainer):
             logits = logits_at(model, torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn]), keep,
                                share_prefix=self.share_prefix)
             student, clean_student = logits[: len(ids), :, :v], logits[len(ids):, :, :v]
+        elif seq.get("prefix") is not None:  # KID: the prompt's keys/values from the rewrite step, with gradient
+            student = seq["prefix"].logits_at(ids, attn, keep)[..., :v]
         else:
             student = logits_at(model, ids, attn, keep, share_prefix=self.share_prefix)[..., :v]
         self.speed.add_tokens(int(attn.sum()) * (2 if clean else 1))
@@ -362,7 +373,7 @@ def build_trainer(
         generation=GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=True,
                                      temperature=config.gen_temperature, top_p=config.gen_top_p),
         mask_token_id=mask_token_id(tokenizer, method.imperfect.mask_token) if method.sequences == "imperfect" else None,
-        groups=groups, share_prefix=config.share_prompt_prefix,
+        groups=groups, share_prefix=config.share_prompt_prefix, reuse_prompt=config.reuse_prompt_kv,
     )
 
 

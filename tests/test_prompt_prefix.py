@@ -1,0 +1,113 @@
+"""KID's prompt reuse (`PromptPrefix`) against the plain forwards: logits, gradients, y_hat and the trainer's loss."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kidsql.distill.sequences import PromptPrefix, imperfect_sequences, logits_at
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tiny import MICRO_CONFIG  # noqa: E402
+
+
+def _model(seed: int = 0):  # noqa: ANN202
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(**MICRO_CONFIG, vocab_size=97, pad_token_id=0)).float()
+
+
+def _batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded rows of different prompts (lengths 30, 24, 37) then SQL (lengths 8, 12, 5): ids, attn, sql."""
+    g = torch.Generator().manual_seed(seed)
+    prompts, sqls = [30, 24, 37], [8, 12, 5]
+    width = max(p + s for p, s in zip(prompts, sqls))
+    ids = torch.zeros(3, width, dtype=torch.long)
+    attn, sql = torch.zeros_like(ids), torch.zeros_like(ids, dtype=torch.bool)
+    for i, (p, s) in enumerate(zip(prompts, sqls)):
+        ids[i, : p + s] = torch.randint(3, 97, (p + s,), generator=g)
+        attn[i, : p + s] = 1
+        sql[i, p: p + s] = True
+    return ids, attn, sql
+
+
+def test_length_is_the_earliest_sql_start_less_one() -> None:
+    ids, attn, sql = _batch()
+    assert PromptPrefix.length_for(sql, attn) == 23  # row 1's SQL starts at 24; its logit is read at 23
+    no_sql = sql.clone()
+    no_sql[2] = False
+    assert PromptPrefix.length_for(no_sql, attn) == 0
+    left_padded = attn.clone()
+    left_padded[0, 0] = 0
+    assert PromptPrefix.length_for(sql, left_padded) == 0
+
+
+def test_reused_logits_and_gradients_equal_the_plain_forward() -> None:
+    model = _model()
+    ids, attn, sql = _batch()
+    positions = torch.arange(23, ids.shape[1] - 1)
+    read = sql[:, 1:][:, positions]  # the logits a loss over the SQL reads
+
+    plain = logits_at(model, ids, attn, positions)
+    (plain.float().logsumexp(-1) * read).sum().backward()
+    grads_plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+
+    prefix = PromptPrefix(model, ids, attn, PromptPrefix.length_for(sql, attn))
+    with torch.no_grad():  # KID's rewrite pass, on other SQL tokens, before the training forward
+        other = ids.masked_fill(sql, 1)
+        assert torch.allclose(prefix.logits_at(other, attn, positions), logits_at(model, other, attn, positions),
+                              atol=1e-5)
+    reused = prefix.logits_at(ids, attn, positions)
+    (reused.float().logsumexp(-1) * read).sum().backward()
+
+    assert torch.allclose(reused[read], plain[read], atol=1e-5)
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, grads_plain[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_positions_inside_the_prefix_or_another_prompt_are_refused() -> None:
+    model = _model()
+    ids, attn, sql = _batch()
+    with torch.no_grad():
+        prefix = PromptPrefix(model, ids, attn, 23)
+        with pytest.raises(ValueError, match="prefix"):
+            prefix.logits_at(ids, attn, torch.arange(10, 30))
+        with pytest.raises(ValueError, match="prefix"):
+            prefix.logits_at(ids.roll(1, 0), attn, torch.arange(23, 30))
+
+
+def test_imperfect_sequences_are_the_same_with_the_reused_prompt() -> None:
+    model = _model()
+    ids, attn, sql = _batch()
+    kw = dict(alpha=0.5, strategy="uniform", mask_token_id=1, attention_mask=attn)
+    plain, chosen = imperfect_sequences(model, ids, sql, **kw)
+    with torch.no_grad():
+        prefix = PromptPrefix(model, ids, attn, PromptPrefix.length_for(sql, attn))
+    reused, chosen2 = imperfect_sequences(model, ids, sql, prefix=prefix, **kw)
+    assert chosen.any() and torch.equal(chosen, chosen2)
+    assert torch.equal(reused, plain)
+
+
+def test_the_trainer_reuses_the_prompt_for_kid_and_the_loss_is_unchanged(tmp_path) -> None:
+    from kidsql.distill.methods import get_method
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_trainer import _trainer  # the DistillTrainer on two random micro Llamas
+
+    from _tiny import write_benchmark
+
+    bench = write_benchmark(tmp_path / "bench")
+    trainer = _trainer(bench, tmp_path, get_method("kid", kid_strategy="uniform", kid_alpha=0.3))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
+    assert trainer.reuse_prompt
+    assert trainer._sequences(trainer.model, batch, seed=0)["prefix"] is not None
+    reused = float(trainer.compute_loss(trainer.model, batch).detach())
+    trainer.reuse_prompt = False
+    trainer._micro = (-1, 0)  # the same masking seed as the first call
+    plain = float(trainer.compute_loss(trainer.model, batch).detach())
+    assert reused == pytest.approx(plain, rel=1e-5)
