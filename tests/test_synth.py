@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import sqlite3
 from collections import Counter
@@ -285,3 +286,32 @@ def test_cpu_preset_uses_few_values_per_column_and_no_hard_shapes(cpu_bench):
             assert e["shape"].split("_", 1)[0] in preset.draw.levels, e
             assert " INTERSECT " not in e["query"] and " EXCEPT " not in e["query"]
     assert literals and max(len(v) for v in literals.values()) <= preset.draw.value_pool
+
+
+def test_cpu_preset_words_a_share_of_train_questions_like_the_variant_splits(cpu_bench):
+    """About `train_variants` of train is reworded by the syn/realistic/dk lexicons, with the SQL of the plain draw;
+    every variant wording of the robustness splits is learnable from train (all three kinds occur there)."""
+    from kidsql.data.synth.content import make_rows
+    from kidsql.data.synth.examples import Checker, DrawOptions, build_split, make_variant, mix_variants
+
+    preset = SIZES["cpu"]
+    doms = list(DOMAINS)[: preset.domains]
+    rows = {d.db_id: make_rows(d, random.Random(f"0:{d.db_id}:0")) for d in doms}
+    checker = Checker(cpu_bench / "database", 3)
+    try:
+        plain = build_split("train", doms, rows, 2000, 0, checker, preset.draw)
+    finally:
+        checker.close()
+    mixed = mix_variants(plain, {d.db_id: d for d in doms}, rows, 0, preset.draw)
+    assert [e.sql for e in mixed] == [e.sql for e in plain]
+    changed = [(p, m) for p, m in zip(plain, mixed) if m.question != p.question]
+    assert 0.25 * len(plain) <= len(changed) <= 0.35 * len(plain)  # train_variants = 0.3 of 2,000
+    by_id = {d.db_id: d for d in doms}
+    kinds = Counter()
+    for p, m in changed:  # each rewording is the first applicable lexicon's (dk, realistic, syn) wording
+        first = next(k for k in ("dk", "realistic", "syn")
+                     if make_variant(k, p, by_id[p.db_id], rows[p.db_id], preset.draw) is not None)
+        assert make_variant(first, p, by_id[p.db_id], rows[p.db_id], preset.draw).question == m.question
+        kinds[first] += 1
+    assert set(kinds) == {"syn", "realistic", "dk"} and kinds["dk"] < kinds["realistic"] < kinds["syn"]
+    assert mix_variants(plain, by_id, rows, 0, DrawOptions()) == plain  # off by default (other presets)

@@ -150,7 +150,8 @@ class DistillTrainer(Trainer):
         self.groups = groups
         # KID's prompt reuse (PromptPrefix): two forwards of the student share one prompt forward, same conditions
         self.reuse_prompt = (reuse_prompt and method.sequences == "imperfect" and not self.share_prefix
-                             and self.accelerator.num_processes == 1 and not self.args.gradient_checkpointing)
+                             and self.accelerator.num_processes == 1 and not self.args.gradient_checkpointing
+                             and not self.is_deepspeed_enabled and not self.is_fsdp_enabled)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         """Blocks of `share_prefix` questions on one database when the prefix is shared (what makes it shared)."""
@@ -189,7 +190,10 @@ class DistillTrainer(Trainer):
         if self.reuse_prompt and o.rewrite != "none" and o.mle_on != "clean":
             length = PromptPrefix.length_for(sql, attn)
             if length >= MIN_SHARED:  # with gradient: the training forward reuses it too
-                prefix = PromptPrefix(model, ids, attn, length)
+                try:
+                    prefix = PromptPrefix(model, ids, attn, length)
+                except TypeError:  # a model without a key/value cache or logits_to_keep: plain forwards from now on
+                    self.reuse_prompt = False
         y_hat, chosen = imperfect_sequences(
             model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
             generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,

@@ -15,7 +15,7 @@ from kidsql.errors import KidsqlError
 
 from .content import make_rows, write_sqlite
 from .domains import DEV_DOMAINS, DOMAINS
-from .examples import Checker, DrawOptions, build_split, make_variant
+from .examples import Checker, DrawOptions, build_split, make_variant, mix_variants
 from .renames import renderings
 from .writer import dump_json, record, serialize_schema, tables_entry, to_schema
 
@@ -35,11 +35,13 @@ class Preset:
 
 
 # "cpu" is what a from-scratch tiny teacher learns on 2 CPU cores in minutes (docs/results/cpu-teacher-experiments.md):
-# in-domain, 8 databases, easy shapes only, 4 values per column. "full" is the Spider-like cross-db benchmark.
+# in-domain, 8 databases, easy shapes only, 4 values per column, 30 % of train questions worded by a robustness
+# lexicon (so that the variant splits measure something; `mix_variants`). "full" is the Spider-like cross-db one.
 SIZES: dict[str, Preset] = {
     "small": Preset(400, 120, renderings=2),
     "full": Preset(8000, 1000, renderings=12),
-    "cpu": Preset(6000, 400, dev="in-domain", domains=8, draw=DrawOptions(levels=("e",), value_pool=4)),
+    "cpu": Preset(6000, 400, dev="in-domain", domains=8,
+                  draw=DrawOptions(levels=("e",), value_pool=4, train_variants=0.3)),
 }
 TS_INSTANCES = 3
 TOKENIZER_PROMPTS = 2000  # prompts repeat their schema; a sample is enough for the BPE merges
@@ -75,6 +77,7 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
     opts = preset.draw
     try:
         train = build_split("train", train_doms, base_rows, preset.n_train, seed, checker, opts)
+        train = mix_variants(train, {d.db_id: d for d in train_doms}, base_rows, seed, opts)
         in_train = {(ex.db_id, ex.sql) for ex in train} if preset.dev == "in-domain" else None
         dev = build_split("dev", dev_doms, base_rows, preset.n_dev, seed, checker, opts, exclude=in_train)
     finally:

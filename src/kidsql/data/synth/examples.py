@@ -42,10 +42,12 @@ def articles(text: str) -> str:
 
 @dataclass(frozen=True)
 class DrawOptions:
-    """What a benchmark preset restricts: the shape levels (e/m/h/x) and the values per column questions use."""
+    """What a benchmark preset restricts: the shape levels (e/m/h/x) and the values per column questions use,
+    and the share of train questions worded by a robustness lexicon (`train_variants`, see `mix_variants`)."""
 
     levels: tuple[str, ...] = ("e", "m", "h", "x")
     value_pool: int | None = None
+    train_variants: float = 0.0
 
 
 def draw(dom: DomainDef, rows: Rows, key: str, lex: Lexicon | None = None, opts: DrawOptions = DrawOptions()) -> Drawn:
@@ -128,3 +130,27 @@ def make_variant(name: str, base: Drawn, dom: DomainDef, rows: Rows, opts: DrawO
     if name == "realistic" and any(_mentions(ex.question, ch["column"]) for ch in ex.changes if "column" in ch):
         return None  # the column is still named elsewhere in the question: not a realistic rewording
     return ex
+
+
+def mix_variants(train: list[Drawn], by_id: dict[str, DomainDef], rows: dict[str, Rows], seed: int,
+                 opts: DrawOptions) -> list[Drawn]:
+    """Train with a share `opts.train_variants` of its questions worded by a robustness lexicon (the first of
+    dk, realistic, syn that applies: the rarer ones first, or dk would almost never occur), the SQL unchanged.
+
+    A model trained from scratch has no other source for "vocalist" = singer or "adults" = age >= 18: without
+    such questions in train, the robustness splits measure only what no tiny model can know (all near 0). With
+    them, the variant wordings are rare in train and the rule in the variant splits, which is what the splits
+    test for a pretrained model too (`docs/embedded-benchmark.md`)."""
+    if opts.train_variants <= 0:
+        return train
+    out = []
+    for i, ex in enumerate(train):
+        rng = random.Random(f"{seed}:train-variant:{i}")
+        var = None
+        if rng.random() < opts.train_variants:
+            for name in ("dk", "realistic", "syn"):
+                var = make_variant(name, ex, by_id[ex.db_id], rows[ex.db_id], opts)
+                if var is not None:
+                    break
+        out.append(var or ex)
+    return out
