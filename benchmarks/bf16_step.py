@@ -1,6 +1,6 @@
 """What bf16 autocast buys a CPU training step: fp32 vs bf16 forward+backward+AdamW of one tiny Llama.
 
-    python benchmarks/bf16_step.py [--model 4m] [--batch 16] [--tokens 165] [--rounds 3] [--steps 5]
+    python benchmarks/bf16_step.py [--model 3m] [--batch 16] [--tokens 165] [--rounds 3] [--steps 5]
 
 `kidsql.distill.trainer.cpu_or_cuda_bf16` turns bf16 autocast on by default (`--bf16 auto`) on CPUs with native
 bf16 (avx512_bf16 / AMX) and off elsewhere; this is the measurement behind that default. The two modes run
@@ -43,7 +43,7 @@ def step_seconds(model: torch.nn.Module, opt: torch.optim.Optimizer, ids: torch.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="4m", choices=sorted(TINY_CONFIGS))
+    parser.add_argument("--model", default="3m", choices=sorted(TINY_CONFIGS))
     parser.add_argument("--vocab", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=165)

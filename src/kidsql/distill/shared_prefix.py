@@ -56,7 +56,7 @@ def shared_prefix_logits(model: Any, ids: Tensor, attention_mask: Tensor | None,
     if prefix < MIN_SHARED:
         return None
     cache = DynamicCache()
-    kw = _cache_keyword(model)
+    kw = cache_keyword(model)
     model(input_ids=ids[::block, :prefix], use_cache=True, logits_to_keep=1, **{kw: cache})
     cache.batch_repeat_interleave(block)
     pos = torch.arange(prefix, width, device=ids.device).unsqueeze(0).expand(batch, -1)
@@ -65,7 +65,7 @@ def shared_prefix_logits(model: Any, ids: Tensor, attention_mask: Tensor | None,
     return out.logits
 
 
-def _cache_keyword(model: Any) -> str:
+def cache_keyword(model: Any) -> str:
     """`cache` in recent transformers (where `past_key_values` is deprecated), `past_key_values` before."""
     import inspect
 

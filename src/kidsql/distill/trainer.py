@@ -14,7 +14,8 @@ gradient accumulation, micro-batches are averaged (the Trainer divides by the ac
 known in advance there because on-policy methods generate their sequences inside the step.
 
 KID's cost. RKD = one student forward+backward + one teacher forward. KID adds one no-grad student forward (the
-rewrite). Its MLE term reuses the student's forward over (x, y_hat) with the gold tokens as targets
+rewrite), and on one process that forward runs only after the batch's common prompt prefix, whose keys/values
+the training forward reuses (`sequences.PromptPrefix`, `reuse_prompt_kv`). Its MLE term reuses the student's forward over (x, y_hat) with the gold tokens as targets
 (`mle_on="imperfect"`, default); `mle_on="clean"` puts (x, y_hat) and (x, y) in ONE forward of a doubled batch
 (one backward, DDP-safe) instead of two separate forwards.
 
@@ -313,7 +314,7 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
 
 def cpu_or_cuda_bf16() -> bool:
     """bf16 autocast where the hardware does it natively: a CUDA device with bf16, or (no CUDA) a CPU with
-    AVX512-BF16 (measured 1.15x per tiny training step there, docs/results/cpu-teacher-experiments.md)."""
+    AVX512-BF16 (one tiny:3m training step 1.17x faster there, tiny:4m 1.22x: benchmarks/bf16_step.py)."""
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     native = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
