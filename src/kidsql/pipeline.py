@@ -55,7 +55,7 @@ class RunConfig:
     bench_seed: int = config_field("seed of the embedded benchmark", 0)
     teacher: str = config_field("teacher spec: tiny:<1m|3m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:3m")
     student: str = config_field("student spec: teacher-layers:N (N layers of the trained teacher, DistilBERT-style), "
-                                 "tiny:<1m|3m|4m|8m|cfg.yaml> (random), a folder or hub id", "teacher-layers:2")
+                                 "tiny:<1m|3m|4m|8m|cfg.yaml> (random), a folder or hub id", "teacher-layers:1")
     teacher_steps: int = config_field("optimiser steps of the teacher's SFT (0: use --teacher, a trained folder, as is)",
                                       1000)
     student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 150)
