@@ -24,6 +24,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from kidsql.distill.trainer import cpu_or_cuda_bf16
 from kidsql.models import TINY_CONFIGS
+from kidsql.report import write_text_atomic
 
 
 def step_seconds(model: torch.nn.Module, opt: torch.optim.Optimizer, ids: torch.Tensor, bf16: bool, steps: int) -> list[float]:
@@ -84,8 +85,7 @@ def main() -> None:
                   f"(relative difference {abs(bf16 - fp32) / fp32:.1e})."]
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    write_text_atomic(Path(args.out), text)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ def main() -> None:
     from kidsql.distill.config import load_config
     from kidsql.distill.trainer import build_trainer
     from kidsql.models import load_model, load_tokenizer
+    from kidsql.report import write_text_atomic
 
     hf_logging.set_verbosity_error()
     work = Path(tempfile.mkdtemp(prefix="kidsql-step-time-"))
@@ -138,8 +139,7 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    write_text_atomic(Path(args.out), text)
 
 
 if __name__ == "__main__":
