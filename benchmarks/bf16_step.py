@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from kidsql.distill.trainer import cpu_or_cuda_bf16

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kidsql.distill.shared_prefix import shared_prefix_logits
+from kidsql.distill.shared_prefix import cache_keyword, shared_prefix_logits, suffix_logits
 from kidsql.errors import KidsqlError
 
 # --------------------------------------------------------------------------------------------- KID (imperfect)
@@ -140,27 +140,25 @@ class PromptPrefix:
     forward's (tests/test_prompt_prefix.py) and gradients reach the prompt through the cache. It saves the
     rewrite pass's first `length` tokens, which were most of KID's cost above RKD: KID/RKD step time 1.12x
     without it, 0.96x with it (benchmarks/step_time.py). On CPU it costs resident memory: the varying cache
-    shapes fragment the heap (peak RSS 1.8 GB vs 1.1 GB after 100 steps of the demo's student). Not for
-    DDP/FSDP/DeepSpeed (two forwards of the wrapped model per backward) or gradient checkpointing (no cache):
-    the trainer decides. `reuse_prompt_kv=False` turns it off.
+    shapes fragment the heap (peak RSS 1.8 GB vs 1.1 GB after 100 steps of a two-layer student of the demo's
+    teacher). Not for DDP/FSDP/DeepSpeed (two forwards of the wrapped model per backward) or gradient
+    checkpointing (no cache): the trainer decides. `reuse_prompt_kv=False` turns it off.
     """
 
     def __init__(self, model: Any, ids: Tensor, attention_mask: Tensor, length: int) -> None:
         from transformers import DynamicCache
 
-        from kidsql.distill.shared_prefix import cache_keyword
-
-        self.model, self.length, self.kw = model, length, cache_keyword(model)
+        self.model, self.length = model, length
         cache = DynamicCache()
         model(input_ids=ids[:, :length], attention_mask=attention_mask[:, :length], use_cache=True,
-              logits_to_keep=1, **{self.kw: cache})
+              logits_to_keep=1, **{cache_keyword(model): cache})
         layers = getattr(cache, "layers", None)
         self.kv = ([(layer.keys, layer.values) for layer in layers] if layers is not None
                    else list(zip(cache.key_cache, cache.value_cache)))  # transformers < 4.56
         self.prompt = ids[:, :length]
 
-    @classmethod
-    def length_for(cls, sql_mask: Tensor, attention_mask: Tensor) -> int:
+    @staticmethod
+    def length_for(sql_mask: Tensor, attention_mask: Tensor) -> int:
         """Positions before every row's first SQL token, less one (the logit of the first SQL token is read
         there); 0 when some row has no SQL."""
         if not bool(sql_mask.any(1).all()):
@@ -182,11 +180,7 @@ class PromptPrefix:
             cache = DynamicCache(ddp_cache_data=self.kv)
         except TypeError:  # transformers < 4.47
             cache = DynamicCache.from_legacy_cache(tuple(self.kv))
-        width = ids.shape[1]
-        pos = torch.arange(self.length, width, device=ids.device).unsqueeze(0).expand(ids.shape[0], -1)
-        out = self.model(input_ids=ids[:, self.length:], attention_mask=attention_mask, position_ids=pos,
-                         use_cache=True, logits_to_keep=positions - self.length, **{self.kw: cache})
-        return out.logits
+        return suffix_logits(self.model, ids, attention_mask, cache, self.length, positions)
 
 
 def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor, *,

@@ -56,12 +56,19 @@ def shared_prefix_logits(model: Any, ids: Tensor, attention_mask: Tensor | None,
     if prefix < MIN_SHARED:
         return None
     cache = DynamicCache()
-    kw = cache_keyword(model)
-    model(input_ids=ids[::block, :prefix], use_cache=True, logits_to_keep=1, **{kw: cache})
+    model(input_ids=ids[::block, :prefix], use_cache=True, logits_to_keep=1, **{cache_keyword(model): cache})
     cache.batch_repeat_interleave(block)
+    return suffix_logits(model, ids, mask, cache, prefix, positions)
+
+
+def suffix_logits(model: Any, ids: Tensor, attention_mask: Tensor, cache: Any, prefix: int, positions: Tensor) -> Tensor:
+    """Logits at `positions` (all >= `prefix`) of `ids`, running only `ids[:, prefix:]` against `cache`, which
+    holds the keys/values of the first `prefix` positions of every row: position ids continue after the
+    prefix, `attention_mask` covers the full width."""
+    batch, width = ids.shape
     pos = torch.arange(prefix, width, device=ids.device).unsqueeze(0).expand(batch, -1)
-    out = model(input_ids=ids[:, prefix:], attention_mask=mask, position_ids=pos, use_cache=True,
-                logits_to_keep=positions - prefix, **{kw: cache})
+    out = model(input_ids=ids[:, prefix:], attention_mask=attention_mask, position_ids=pos, use_cache=True,
+                logits_to_keep=positions - prefix, **{cache_keyword(model): cache})
     return out.logits
 
 
@@ -78,8 +85,8 @@ class DatabaseGroupedSampler(torch.utils.data.Sampler[int]):
 
     A batch of B examples is B / block consecutive blocks, usually of different databases: one database per
     batch (block = B) shares the most but made a tiny teacher learn much slower than mixed batches (training
-    loss 1.27 vs 0.68 after 200 steps, runs c3 and c5 in docs/results/cpu-teacher-experiments.md), so the trainer uses blocks of
-    4. Each epoch: shuffle within each group, cut it into blocks (the last one topped up with the group's
+    loss 1.27 vs 0.68 after 200 steps, runs c3 and c5 in docs/results/cpu-teacher-experiments.md), so the
+    trainer uses blocks of 4. Each epoch: shuffle within each group, cut it into blocks (the last one topped up with the group's
     first examples of this epoch, so a block never mixes databases), then shuffle the blocks. Deterministic for
     (seed, epoch); `set_epoch` is called by the Trainer/Accelerate between epochs.
     """

@@ -15,9 +15,9 @@ known in advance there because on-policy methods generate their sequences inside
 
 KID's cost. RKD = one student forward+backward + one teacher forward. KID adds one no-grad student forward (the
 rewrite), and on one process that forward runs only after the batch's common prompt prefix, whose keys/values
-the training forward reuses (`sequences.PromptPrefix`, `reuse_prompt_kv`). Its MLE term reuses the student's forward over (x, y_hat) with the gold tokens as targets
-(`mle_on="imperfect"`, default); `mle_on="clean"` puts (x, y_hat) and (x, y) in ONE forward of a doubled batch
-(one backward, DDP-safe) instead of two separate forwards.
+the training forward reuses (`sequences.PromptPrefix`, `reuse_prompt_kv`). Its MLE term reuses the student's
+forward over (x, y_hat) with the gold tokens as targets (`mle_on="imperfect"`, default); `mle_on="clean"` puts
+(x, y_hat) and (x, y) in ONE forward of a doubled batch (one backward, DDP-safe) instead of two separate forwards.
 
 Logits are computed only at the positions some loss reads (the SQL span of the batch, via Hugging Face's
 `logits_to_keep`): with prompts of ~400 tokens and SQL of ~20, the output layer over the prompt was most of a
