@@ -153,3 +153,18 @@ def test_bench_end_to_end_and_resume(env, monkeypatch, capsys):
     for run in data["runs"]:
         again = _rescore(bench, "dev_syn", run["splits"]["dev_syn"]["predictions"], 5)
         assert run["splits"]["dev_syn"]["ex"] == pytest.approx(again["ex"])
+
+
+def test_bench_kid_options_make_one_validated_variant_each() -> None:
+    from kidsql.bench import BenchConfig, variants
+    from kidsql.errors import KidsqlError
+
+    got = variants(BenchConfig(methods="sft,kid", kid_options="mle_on=imperfect, alpha=0.1,kid_rewrite=sample"))
+    assert [(v.name, v.overrides) for v in got] == [
+        ("sft", {}), ("kid", {}), ("kid-mle-on-imperfect", {"kid_mle_on": "imperfect"}),
+        ("kid-alpha-0.1", {"kid_alpha": 0.1}), ("kid-rewrite-sample", {"kid_rewrite": "sample"})]
+    # the default spelled out is plain KID, dropped as a duplicate
+    assert [v.name for v in variants(BenchConfig(methods="kid", kid_options="mle_on=clean"))] == ["kid"]
+    for bad, message in (("mle_on", "field=value"), ("colour=red", "kid_colour"), ("mle_on=dirty", "imperfect or clean")):
+        with pytest.raises(KidsqlError, match=message):
+            variants(BenchConfig(methods="kid", kid_options=bad))

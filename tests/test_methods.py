@@ -19,6 +19,7 @@ from _tiny import write_benchmark, write_model_config  # noqa: E402
 def test_named_methods_follow_the_paper() -> None:
     kid = METHODS["kid"]
     assert (kid.sequences, kid.divergence, kid.mle_weight) == ("imperfect", "rkl", 1.0)
+    assert kid.imperfect.mle_on == "clean"  # the paper's CE on the clean gold SQL
     o = kid.imperfect
     assert (o.alpha, o.strategy, o.rewrite, o.mask_token, o.kl_positions) == (0.2, "random", "argmax", "bos", "all")
     assert METHODS["sft"].divergence is None and not METHODS["sft"].needs_teacher

@@ -102,7 +102,7 @@ def test_the_trainer_reuses_the_prompt_for_kid_and_the_loss_is_unchanged(tmp_pat
     from _tiny import write_benchmark
 
     bench = write_benchmark(tmp_path / "bench")
-    trainer = _trainer(bench, tmp_path, get_method("kid", kid_strategy="uniform", kid_alpha=0.3))
+    trainer = _trainer(bench, tmp_path, get_method("kid", kid_strategy="uniform", kid_alpha=0.3, kid_mle_on="imperfect"))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
     assert trainer.reuse_prompt
     assert trainer._sequences(trainer.model, batch, seed=0)["prefix"] is not None
@@ -111,3 +111,53 @@ def test_the_trainer_reuses_the_prompt_for_kid_and_the_loss_is_unchanged(tmp_pat
     trainer._micro = (-1, 0)  # the same masking seed as the first call
     plain = float(trainer.compute_loss(trainer.model, batch).detach())
     assert reused == pytest.approx(plain, rel=1e-5)
+
+
+def test_two_stacked_copies_share_one_prompt_forward_with_the_plain_gradients() -> None:
+    """KID with mle_on=clean: (x, y_hat) and (x, y) stacked run against one prompt forward; logits and gradients
+    equal the plain forward of the doubled batch (a wrong repeat order would pair rows with other prompts)."""
+    model = _model()
+    ids, attn, sql = _batch()
+    other = ids.masked_fill(sql & (torch.arange(ids.shape[1]) % 3 == 0), 5)  # a y_hat: some SQL tokens changed
+    both, both_attn = torch.cat([other, ids]), torch.cat([attn, attn])
+    positions = torch.arange(23, ids.shape[1] - 1)
+    read = torch.cat([sql, sql])[:, 1:][:, positions]
+
+    plain = logits_at(model, both, both_attn, positions)
+    (plain.float().logsumexp(-1) * read).sum().backward()
+    grads_plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+
+    prefix = PromptPrefix(model, ids, attn, PromptPrefix.length_for(sql, attn))
+    reused = prefix.logits_at(both, both_attn, positions)
+    (reused.float().logsumexp(-1) * read).sum().backward()
+    assert torch.allclose(reused[read], plain[read], atol=1e-5)
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, grads_plain[name], atol=1e-5, rtol=1e-4), name
+    with pytest.raises(ValueError, match="prefix"):  # not a whole number of copies of the batch
+        prefix.logits_at(both[:4], both_attn[:4], positions)
+
+
+def test_kid_with_a_clean_mle_term_reuses_the_prompt_and_the_loss_is_unchanged(tmp_path) -> None:
+    from kidsql.distill.methods import get_method
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_trainer import _trainer
+
+    from _tiny import write_benchmark
+
+    bench = write_benchmark(tmp_path / "bench")
+    trainer = _trainer(bench, tmp_path, get_method("kid", kid_strategy="uniform", kid_alpha=0.3, kid_mle_on="clean"))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
+    assert trainer._sequences(trainer.model, batch, seed=0)["prefix"] is not None
+    trainer._micro = (-1, 0)
+    reused = float(trainer.compute_loss(trainer.model, batch).detach())
+    trainer.reuse_prompt = False
+    trainer._micro = (-1, 0)
+    plain = float(trainer.compute_loss(trainer.model, batch).detach())
+    imperfect = _trainer(bench, tmp_path / "b", get_method("kid", kid_strategy="uniform", kid_alpha=0.3,
+                                                           kid_mle_on="imperfect"))
+    imperfect.model.load_state_dict(trainer.model.state_dict())
+    other = float(imperfect.compute_loss(imperfect.model, batch).detach())
+    assert reused == pytest.approx(plain, rel=1e-5)
+    assert abs(reused - other) > 1e-4  # the clean MLE term is a different loss from the cheap one

@@ -42,6 +42,9 @@ class BenchConfig(RunConfig):
     strategies: str | None = config_field("KID ablation: comma list of random, uniform, hard, easy")
     masking_only: bool = config_field("KID ablation: add masking-only (kid_rewrite none)", False)
     mle_weights: str | None = config_field("KID ablation: comma list of MLE weights")
+    kid_options: str | None = config_field("KID ablation: comma list of field=value (a kid_* option of "
+                                           "`kidsql distill`, e.g. mle_on=clean,kl_positions=rewritten), one "
+                                           "variant each")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,23 @@ def _floats(text: str, option: str) -> list[float]:
         raise KidsqlError(f"--{option} {text!r}: expected a comma list of numbers, e.g. 0.1,0.2") from None
 
 
+def _options(text: str) -> list[tuple[str, Any, str]]:
+    """`a=1,b=x` -> [("a", 1.0, "1"), ("b", "x", "x")]: (field, value, value as written); numbers as floats."""
+    out = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise KidsqlError(f"--kid_options {text!r}: expected field=value items, e.g. mle_on=clean")
+        try:
+            parsed: Any = float(value)
+        except ValueError:
+            parsed = value.strip()
+        out.append((key.strip().removeprefix("kid_"), parsed, value.strip()))
+    return out
+
+
 def variants(cfg: BenchConfig) -> list[Variant]:
     """The methods, then the ablation variants; a variant identical to an earlier one is dropped (e.g. alpha 0.2
     is plain KID). Every override is validated here, before any training."""
@@ -84,6 +104,8 @@ def variants(cfg: BenchConfig) -> list[Variant]:
         out.append(Variant("kid-masking-only", "kid", {"kid_rewrite": "none"}))
     if cfg.mle_weights:
         out += [Variant(f"kid-mle{w:g}", "kid", {"mle_weight": w}) for w in _floats(cfg.mle_weights, "mle-weights")]
+    if cfg.kid_options:
+        out += [Variant(f"kid-{k.replace('_', '-')}-{raw}", "kid", {f"kid_{k}": v}) for k, v, raw in _options(cfg.kid_options)]
     seen: list[Any] = []
     unique = []
     for v in out:

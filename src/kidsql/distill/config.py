@@ -85,7 +85,8 @@ class DistillConfig:
     kid_rewrite: str | None = _h("KID: argmax | sample | none")
     kid_mask_token: str | None = _h("KID: bos | eos | unk | pad | a token string")
     kid_kl_positions: str | None = _h("KID: all | rewritten")
-    kid_mle_on: str | None = _h("KID: imperfect (same forward, cheap) | clean (second forward)")
+    kid_mle_on: str | None = _h("KID: clean (MLE on the clean gold SQL, the paper's reading; default) | imperfect (MLE on the rewritten "
+                                  "sequence's forward: cheaper, weaker on the CPU bench)")
     # generation of sequences
     gen_max_new_tokens: int = _h("max new tokens of generated sequences", 128)
     gen_temperature: float = _h("on-policy sampling temperature", 1.0)

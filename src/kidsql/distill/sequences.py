@@ -169,17 +169,23 @@ class PromptPrefix:
         return max(first - 1, 0)
 
     def logits_at(self, ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
-        """Logits at `positions` (all >= `length`) of `ids`, whose first `length` tokens must be the prefix's."""
+        """Logits at `positions` (all >= `length`) of `ids`, whose first `length` tokens must be the prefix's.
+
+        `ids` may hold k copies of the batch stacked (k * batch rows: KID's (x, y_hat) and clean (x, y) in one
+        forward when `mle_on="clean"`): the prompt's keys/values are then repeated k times, which keeps one
+        prompt forward and lets the gradients of all k copies flow back through it."""
         from transformers import DynamicCache
 
         if positions.numel() and int(positions.min()) < self.length:
             raise ValueError(f"position {int(positions.min())} lies in the reused prompt prefix ({self.length} tokens)")
-        if not torch.equal(ids[:, : self.length], self.prompt):
+        copies, rest = divmod(ids.shape[0], self.prompt.shape[0])
+        if rest or not copies or not torch.equal(ids[:, : self.length], self.prompt.repeat(copies, 1)):
             raise ValueError("the sequences do not start with the reused prompt prefix")
+        kv = self.kv if copies == 1 else [(k.repeat(copies, 1, 1, 1), v.repeat(copies, 1, 1, 1)) for k, v in self.kv]
         try:
-            cache = DynamicCache(ddp_cache_data=self.kv)
+            cache = DynamicCache(ddp_cache_data=kv)
         except TypeError:  # transformers < 4.47
-            cache = DynamicCache.from_legacy_cache(tuple(self.kv))
+            cache = DynamicCache.from_legacy_cache(tuple(kv))
         return suffix_logits(self.model, ids, attention_mask, cache, self.length, positions)
 
 

@@ -15,9 +15,9 @@ known in advance there because on-policy methods generate their sequences inside
 
 KID's cost. RKD = one student forward+backward + one teacher forward. KID adds one no-grad student forward (the
 rewrite), and on one process that forward runs only after the batch's common prompt prefix, whose keys/values
-the training forward reuses (`sequences.PromptPrefix`, `reuse_prompt_kv`). Its MLE term reuses the student's
-forward over (x, y_hat) with the gold tokens as targets (`mle_on="imperfect"`, default); `mle_on="clean"` puts
-(x, y_hat) and (x, y) in ONE forward of a doubled batch (one backward, DDP-safe) instead of two separate forwards.
+the training forward reuses (`sequences.PromptPrefix`, `reuse_prompt_kv`). Its MLE term (`mle_on="clean"`, default) puts (x, y_hat) and (x, y) in ONE forward of a doubled batch (one backward,
+DDP-safe), which with the reuse runs both against the same prompt keys/values; `mle_on="imperfect"` reads the
+MLE term off the forward over (x, y_hat) with the gold tokens as targets instead.
 
 Logits are computed only at the positions some loss reads (the SQL span of the batch, via Hugging Face's
 `logits_to_keep`): with prompts of ~400 tokens and SQL of ~20, the output layer over the prompt was most of a
@@ -188,7 +188,7 @@ class DistillTrainer(Trainer):
         o = m.imperfect
         gen = torch.Generator(device=ids.device).manual_seed(seed + self.accelerator.process_index)
         prefix = None
-        if self.reuse_prompt and o.rewrite != "none" and o.mle_on != "clean":
+        if self.reuse_prompt and o.rewrite != "none":
             length = PromptPrefix.length_for(sql, attn)
             if length >= MIN_SHARED:  # with gradient: the training forward reuses it too
                 try:
@@ -216,8 +216,11 @@ class DistillTrainer(Trainer):
         kl_mask, mle_mask = kl_mask[:, keep], mle_mask[:, keep]
         clean = seq.get("clean", False) and m.mle_weight > 0
         if clean:  # (x, y_hat) and (x, y) in one forward: one backward, no double DDP forward
-            logits = logits_at(model, torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn]), keep,
-                               share_prefix=self.share_prefix)
+            both, both_attn = torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn])
+            if seq.get("prefix") is not None:  # both against the one prompt forward of the rewrite step
+                logits = seq["prefix"].logits_at(both, both_attn, keep)
+            else:
+                logits = logits_at(model, both, both_attn, keep, share_prefix=self.share_prefix)
             student, clean_student = logits[: len(ids), :, :v], logits[len(ids):, :, :v]
         elif seq.get("prefix") is not None:  # KID: the prompt's keys/values from the rewrite step, with gradient
             student = seq["prefix"].logits_at(ids, attn, keep)[..., :v]

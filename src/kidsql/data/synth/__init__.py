@@ -42,6 +42,8 @@ SIZES: dict[str, Preset] = {
     "full": Preset(8000, 1000, renderings=12),
     "cpu": Preset(6000, 400, dev="in-domain", domains=8,
                   draw=DrawOptions(levels=("e",), value_pool=4, train_variants=0.3)),
+    "cpu-medium": Preset(6000, 400, dev="in-domain", domains=8,
+                         draw=DrawOptions(levels=("e", "m"), value_pool=4, train_variants=0.3)),
 }
 TS_INSTANCES = 3
 TOKENIZER_PROMPTS = 2000  # prompts repeat their schema; a sample is enough for the BPE merges
