@@ -161,3 +161,65 @@ def test_kid_with_a_clean_mle_term_reuses_the_prompt_and_the_loss_is_unchanged(t
     other = float(imperfect.compute_loss(imperfect.model, batch).detach())
     assert reused == pytest.approx(plain, rel=1e-5)
     assert abs(reused - other) > 1e-4  # the clean MLE term is a different loss from the cheap one
+
+
+def _gpt2():  # noqa: ANN202
+    """Absolute position embeddings: the model where wrong position ids change every logit (RoPE models are
+    invariant to a per-row shift of positions, so a Llama cannot show it)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=97, n_embd=32, n_layer=2, n_head=4, n_positions=128, bos_token_id=1, eos_token_id=2)
+    return GPT2LMHeadModel(config).float().eval()  # eval: no dropout
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_aligned_batch_gives_the_right_padded_logits_and_a_prefix_over_every_whole_prompt(kind: str) -> None:
+    from kidsql.distill.sequences import align_sql
+
+    model = _model() if kind == "llama" else _gpt2()
+    ids, attn, sql = _batch()
+    a_ids, a_attn, a_sql, pos = align_sql(ids, attn, sql, pad_token_id=0)
+    assert a_ids.shape == (3, 37 + 12)  # longest prompt + longest SQL
+    assert (a_sql.float().argmax(1) == 37).all()  # every row's SQL starts at column 37
+    assert torch.equal(a_ids[a_sql], ids[sql]) and int(a_attn.sum()) == int(attn.sum())
+    assert a_attn[1, : 37 - 24].sum() == 0 and pos[1, 37 - 24] == 0 and pos[1, 37] == 24  # row 1: 13 pads, then its own count
+
+    plain = model(input_ids=ids, attention_mask=attn).logits
+    shifted_plain = plain[:, :-1][sql[:, 1:]]  # logits that predict each SQL token
+    length = PromptPrefix.length_for(a_sql, a_attn, aligned=True)
+    assert length == 36 and PromptPrefix.length_for(a_sql, a_attn) == 0  # left pads: only when told it is aligned
+    positions = torch.arange(length, a_ids.shape[1] - 1)
+    read = a_sql[:, 1:][:, positions]
+    prefix = PromptPrefix(model, a_ids, a_attn, length, position_ids=pos)
+    assert torch.allclose(prefix.logits_at(a_ids, a_attn, positions)[read], shifted_plain, atol=1e-5)
+    full = logits_at(model, a_ids, a_attn, positions, position_ids=pos)
+    assert torch.allclose(full[read], shifted_plain, atol=1e-5)
+    if kind == "gpt2":  # without the position ids the left pads shift every absolute position
+        wrong = logits_at(model, a_ids, a_attn, positions)
+        assert not torch.allclose(wrong[read], shifted_plain, atol=1e-2)
+
+
+@pytest.mark.parametrize("strategy", ["hard", "easy", "random"])
+def test_imperfect_sequences_on_the_aligned_reused_prompt_match_the_plain_ones(strategy: str) -> None:
+    """Same tokens chosen (hard/easy: by the entropy computed against the prefix) and rewritten; the random
+    strategy draws over columns, so the same generator seed picks the same SQL tokens only when the SQL columns
+    are the same: compared on the SQL tokens of each row."""
+    from kidsql.distill.sequences import align_sql
+
+    model = _model()
+    ids, attn, sql = _batch()
+    a_ids, a_attn, a_sql, pos = align_sql(ids, attn, sql, pad_token_id=0)
+    kw = dict(alpha=0.5, strategy=strategy, mask_token_id=1)
+    with torch.no_grad():
+        plain, chosen = imperfect_sequences(model, a_ids, a_sql, attention_mask=a_attn, position_ids=pos,
+                                            generator=torch.Generator().manual_seed(3), **kw)
+        prefix = PromptPrefix(model, a_ids, a_attn, PromptPrefix.length_for(a_sql, a_attn, aligned=True),
+                              position_ids=pos)
+        reused, chosen2 = imperfect_sequences(model, a_ids, a_sql, attention_mask=a_attn, prefix=prefix,
+                                              generator=torch.Generator().manual_seed(3), **kw)
+        right, chosen3 = imperfect_sequences(model, ids, sql, attention_mask=attn,
+                                             generator=torch.Generator().manual_seed(3), **kw)
+    assert chosen.any() and torch.equal(chosen, chosen2) and torch.equal(reused, plain)
+    if strategy != "random":  # the right-padded layout picks and rewrites the same SQL tokens
+        assert torch.equal(chosen3[sql], chosen[a_sql]) and torch.equal(right[sql], plain[a_sql])

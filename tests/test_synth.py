@@ -315,3 +315,20 @@ def test_cpu_preset_words_a_share_of_train_questions_like_the_variant_splits(cpu
         kinds[first] += 1
     assert set(kinds) == {"syn", "realistic", "dk"} and kinds["dk"] < kinds["realistic"] < kinds["syn"]
     assert mix_variants(plain, by_id, rows, 0, DrawOptions()) == plain  # off by default (other presets)
+
+
+def test_cpu_medium_preset_adds_medium_shapes_and_longer_sql(cpu_bench, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KIDSQL_CACHE", str(tmp_path_factory.mktemp("cache_cpu_medium")))
+        medium = generate_benchmark(tmp_path_factory.mktemp("bench_cpu_medium"), seed=0, size="cpu-medium")
+    train, dev = load(medium, "train"), load(medium, "dev")
+    levels = [e["shape"].split("_", 1)[0] for e in train + dev]
+    assert set(levels) == {"e", "m"} and levels.count("m") > 0.3 * len(levels)
+    assert {e["db_id"] for e in dev} <= {e["db_id"] for e in train}  # in-domain, as cpu
+    assert not {(e["db_id"], e["query"]) for e in train} & {(e["db_id"], e["query"]) for e in dev}
+
+    def mean_words(bench: Path) -> float:
+        queries = [e["query"] for e in load(bench, "dev")]
+        return sum(len(q.split()) for q in queries) / len(queries)
+
+    assert mean_words(medium) > 1.2 * mean_words(cpu_bench)

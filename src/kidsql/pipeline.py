@@ -50,8 +50,9 @@ class RunConfig:
 
     out: str = config_field("output folder of report.md / report.json / plots", "runs/demo")
     data: str | None = config_field("an existing benchmark folder (Spider layout) instead of the embedded one")
-    bench_size: str = config_field("embedded benchmark preset: cpu (in-domain, learnable on a CPU) | full "
-                                   "(Spider-like, cross-db) | small (tests)", "cpu")
+    bench_size: str = config_field("embedded benchmark preset: cpu (in-domain, learnable on a CPU) | cpu-medium "
+                                   "(cpu plus medium shapes: longer SQL) | full (Spider-like, cross-db) | small (tests)",
+                                   "cpu")
     bench_seed: int = config_field("seed of the embedded benchmark", 0)
     teacher: str = config_field("teacher spec: tiny:<1m|3m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:3m")
     student: str = config_field("student spec: teacher-layers:N (N layers of the trained teacher, DistilBERT-style), "

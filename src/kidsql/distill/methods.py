@@ -56,9 +56,9 @@ class ImperfectOptions:
       whose token was rewritten: the teacher's distribution where the student had to guess).
     * `mle_on`: "clean" (default, the paper's "CE on the clean y") trains the MLE term on the clean (x, y),
       stacked with (x, y_hat) in one forward of a doubled batch, both against the one prompt forward of the
-      step (`PromptPrefix`): 1.12x RKD's step (`benchmarks/step_time.py`), 1.52x without the reuse.
+      step (`PromptPrefix`): 1.06x RKD's step (`benchmarks/step_time.py`), 1.55x without the reuse.
       "imperfect" computes it on the SAME forward over (x, y_hat) with the gold tokens as targets (no extra cost,
-      0.96x RKD): every position after a rewritten token then loses its clean-prefix CE. On the committed CPU
+      0.97x RKD): every position after a rewritten token then loses its clean-prefix CE. On the committed CPU
       bench it cost 3.8 points of dev EX against "clean" (53.9 +- 3.1 vs 57.7 +- 1.9, 3 seeds,
       `docs/results/bench-cpu-kid-ablation/`), which is why it stopped being the default.
     """

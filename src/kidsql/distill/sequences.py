@@ -57,10 +57,15 @@ def choose_positions(
     return (rank < k[:, None]) & eligible
 
 
+def entropy(logits: Tensor) -> Tensor:
+    """Entropy (float32) of the softmax over the last dimension."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
 def token_entropy(logits: Tensor) -> Tensor:
     """[B, T] entropy of the distribution over token t (from logits at t - 1); position 0 gets 0."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    ent = -(logp.exp() * logp).sum(-1)
+    ent = entropy(logits[:, :-1])
     return torch.cat([torch.zeros_like(ent[:, :1]), ent], dim=1)
 
 
@@ -81,6 +86,7 @@ def imperfect_sequences(
     temperature: float = 1.0,
     share_prefix: int | None = None,
     prefix: PromptPrefix | None = None,
+    position_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """KID's y_hat: gold SQL with round(alpha * |SQL|) tokens per example rewritten by the student itself.
 
@@ -94,7 +100,8 @@ def imperfect_sequences(
     "hard"/"easy" cost one more no-grad forward (the student's entropy on the gold y). `vocab_size` restricts
     predictions to the ids the tokenizer knows (models may pad their output layer); rewrite="none" returns the
     masked sequence (the paper's masking-only ablation). `share_prefix`: see `logits_at`; `prefix`: the
-    rewrite pass runs against this reused prompt prefix (`PromptPrefix`, same logits).
+    rewrite pass (and the entropy pass of hard/easy) runs against this reused prompt prefix (`PromptPrefix`,
+    same logits); `position_ids`: those of a batch laid out by `align_sql` (None: right padding).
     """
     eligible = sql_mask.bool().clone()  # .bool() of a bool tensor is the same tensor: never edit the caller's mask
     if eos_token_id is not None:
@@ -102,20 +109,22 @@ def imperfect_sequences(
     eligible[:, 0] = False  # position 0 has no logits before it to predict from
     k = torch.tensor([num_to_rewrite(int(n), alpha) for n in eligible.sum(1)], device=input_ids.device)
 
-    def forward(ids: Tensor) -> Tensor:
-        return student(input_ids=ids, attention_mask=attention_mask).logits[..., :vocab_size]
+    def logits(ids: Tensor, need: Tensor) -> Tensor:
+        if prefix is not None:
+            return prefix.logits_at(ids, attention_mask, need)
+        return logits_at(student, ids, attention_mask, need, share_prefix=share_prefix, position_ids=position_ids)
 
-    entropy = token_entropy(forward(input_ids)) if strategy in ("hard", "easy") else None
-    chosen = choose_positions(eligible, k, strategy, entropy=entropy, generator=generator)
+    ent = None
+    if strategy in ("hard", "easy"):  # the student's entropy on the gold y, at the eligible positions only
+        need = eligible[:, 1:].any(0).nonzero().squeeze(1)
+        ent = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+        ent[:, need + 1] = entropy(logits(input_ids, need)[..., :vocab_size])
+    chosen = choose_positions(eligible, k, strategy, entropy=ent, generator=generator)
     masked = input_ids.masked_fill(chosen, mask_token_id)
     if rewrite == "none" or not chosen.any():
         return masked, chosen
     need = chosen[:, 1:].any(0).nonzero().squeeze(1)  # logit positions t - 1 of the chosen tokens t
-    if prefix is not None:
-        step = prefix.logits_at(masked, attention_mask, need)
-    else:
-        step = logits_at(student, masked, attention_mask, need, share_prefix=share_prefix)
-    step = step[..., :vocab_size].float()  # [B, len(need), V]
+    step = logits(masked, need)[..., :vocab_size].float()  # [B, len(need), V]
     if rewrite == "argmax":
         pred_need = step.argmax(-1)
     elif rewrite == "sample":
@@ -133,38 +142,42 @@ def imperfect_sequences(
 class PromptPrefix:
     """The student's forward over the leading prompt tokens of a batch, run once and reused by KID's two passes.
 
-    KID runs the student twice on sequences that differ only inside the SQL: the no-grad rewrite pass over
-    (x, masked y) and the training forward over (x, y_hat). Their first `length` positions (the shortest prompt
-    of the batch, less one so that every read logit lies after it) are the same tokens, so their keys/values are
-    computed once, with gradient, and both passes run only the rest against them. Logits equal the plain
-    forward's (tests/test_prompt_prefix.py) and gradients reach the prompt through the cache. It saves the
-    rewrite pass's first `length` tokens, which were most of KID's cost above RKD: KID/RKD step time 1.12x
-    without it, 0.96x with it (benchmarks/step_time.py). On CPU it costs resident memory: the varying cache
-    shapes fragment the heap (peak RSS 1.8 GB vs 1.1 GB after 100 steps of a two-layer student of the demo's
-    teacher). Not for DDP/FSDP/DeepSpeed (two forwards of the wrapped model per backward) or gradient
+    KID runs the student on sequences that differ only inside the SQL: the no-grad rewrite pass over
+    (x, masked y), and the training forward over (x, y_hat) stacked with the clean (x, y) (`mle_on="clean"`).
+    Their first `length` positions (up to the first SQL token, less one so that every read logit lies after it)
+    are the same tokens, so their keys/values are computed once, with gradient, and every pass runs only the
+    rest against them. The trainer first re-lays the batch with `align_sql`, so that `length` covers every row's
+    whole prompt (with right padding it ends at the batch's shortest prompt) and `position_ids` keeps each row's
+    own positions. Logits equal the plain forward's (tests/test_prompt_prefix.py) and gradients reach the prompt
+    through the cache. KID/RKD step time (benchmarks/step_time.py): 1.06x with it, 1.55x without; on the CPU
+    bench's pair 1.07x and the same peak memory as RKD (the unaligned version fragmented the heap: 1.8 vs
+    1.1 GB). Not for DDP/FSDP/DeepSpeed (two forwards of the wrapped model per backward) or gradient
     checkpointing (no cache): the trainer decides. `reuse_prompt_kv=False` turns it off.
     """
 
-    def __init__(self, model: Any, ids: Tensor, attention_mask: Tensor, length: int) -> None:
+    def __init__(self, model: Any, ids: Tensor, attention_mask: Tensor, length: int,
+                 position_ids: Tensor | None = None) -> None:
         from transformers import DynamicCache
 
-        self.model, self.length = model, length
+        self.model, self.length, self.position_ids = model, length, position_ids
         cache = DynamicCache()
+        pos = {} if position_ids is None else {"position_ids": position_ids[:, :length]}
         model(input_ids=ids[:, :length], attention_mask=attention_mask[:, :length], use_cache=True,
-              logits_to_keep=1, **{cache_keyword(model): cache})
+              logits_to_keep=1, **pos, **{cache_keyword(model): cache})
         layers = getattr(cache, "layers", None)
         self.kv = ([(layer.keys, layer.values) for layer in layers] if layers is not None
                    else list(zip(cache.key_cache, cache.value_cache)))  # transformers < 4.56
         self.prompt = ids[:, :length]
 
     @staticmethod
-    def length_for(sql_mask: Tensor, attention_mask: Tensor) -> int:
+    def length_for(sql_mask: Tensor, attention_mask: Tensor, aligned: bool = False) -> int:
         """Positions before every row's first SQL token, less one (the logit of the first SQL token is read
-        there); 0 when some row has no SQL."""
+        there); 0 when some row has no SQL. `aligned`: the batch comes from `align_sql` (left-padded prompts,
+        explicit position ids), else padding on the left means there is no common prompt (0)."""
         if not bool(sql_mask.any(1).all()):
             return 0
         first = int(sql_mask.float().argmax(1).min())  # the earliest first SQL token of the batch
-        if not bool(attention_mask[:, :first].bool().all()):  # left padding: no common prompt positions
+        if not aligned and not bool(attention_mask[:, :first].bool().all()):
             return 0
         return max(first - 1, 0)
 
@@ -186,23 +199,51 @@ class PromptPrefix:
             cache = DynamicCache(ddp_cache_data=kv)
         except TypeError:  # transformers < 4.47
             cache = DynamicCache.from_legacy_cache(tuple(kv))
-        return suffix_logits(self.model, ids, attention_mask, cache, self.length, positions)
+        pos = None if self.position_ids is None else self.position_ids.repeat(copies, 1)
+        if pos is not None and pos.shape != ids.shape:
+            raise ValueError(f"sequences of width {ids.shape[1]} against position ids of width {pos.shape[1]}")
+        return suffix_logits(self.model, ids, attention_mask, cache, self.length, positions, position_ids=pos)
+
+
+def align_sql(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The batch re-laid so that every row's SQL starts at one column: prompts padded on the left, SQL on the
+    right, each row with its own position ids (0, 1, ... along its tokens), so every logit equals the right-padded
+    forward's (tests/test_prompt_prefix.py). Why: KID's `PromptPrefix` then holds every row's whole prompt and
+    its passes run over the SQL only; on right-padded rows they had to start after the batch's SHORTEST prompt,
+    dozens of tokens earlier for the longer ones. Returns (ids, attention_mask, sql_mask, position_ids)."""
+    real, sql = attention_mask.bool(), sql_mask.bool() & attention_mask.bool()
+    n_prompt, n_sql = (real & ~sql).sum(1).tolist(), sql.sum(1).tolist()
+    width_prompt, width = max(n_prompt), max(n_prompt) + max(n_sql)
+    ids = input_ids.new_full((len(n_prompt), width), pad_token_id)
+    attn = torch.zeros_like(ids, dtype=attention_mask.dtype)
+    out_sql = torch.zeros_like(ids, dtype=torch.bool)
+    for b, (p, n) in enumerate(zip(n_prompt, n_sql)):
+        if not bool(sql[b][real[b]][p:].all()):
+            raise ValueError(f"row {b}: SQL tokens must follow all prompt tokens to be aligned")
+        ids[b, width_prompt - p: width_prompt + n] = input_ids[b][real[b]]
+        attn[b, width_prompt - p: width_prompt + n] = 1
+        out_sql[b, width_prompt: width_prompt + n] = True
+    position_ids = (attn.long().cumsum(1) - 1).clamp(min=0)
+    return ids, attn, out_sql, position_ids
 
 
 def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor, *,
-              share_prefix: int | None = None) -> Tensor:
+              share_prefix: int | None = None, position_ids: Tensor | None = None) -> Tensor:
     """Logits at `positions` only: the output layer is a large share of a small model's forward, and the rewrite
     needs about alpha of the positions. Uses Hugging Face's `logits_to_keep` (index tensor); models without it
     compute every position and are sliced. `share_prefix`: rows come in blocks of this many sharing a prefix,
-    which is run once per block (`kidsql.distill.shared_prefix`; same logits; the caller decides when it is safe)."""
+    which is run once per block (`kidsql.distill.shared_prefix`; same logits; the caller decides when it is safe).
+    `position_ids`: those of a batch laid out by `align_sql` (then no prefix sharing)."""
+    pos = {} if position_ids is None else {"position_ids": position_ids}
     try:
-        if share_prefix:
+        if share_prefix and position_ids is None:
             shared = shared_prefix_logits(model, ids, attention_mask, positions, block=share_prefix)
             if shared is not None:
                 return shared
-        return model(input_ids=ids, attention_mask=attention_mask, logits_to_keep=positions).logits
+        return model(input_ids=ids, attention_mask=attention_mask, logits_to_keep=positions, **pos).logits
     except TypeError:
-        return model(input_ids=ids, attention_mask=attention_mask).logits[:, positions]
+        return model(input_ids=ids, attention_mask=attention_mask, **pos).logits[:, positions]
 
 
 # ------------------------------------------------------------------------------- student-generated (on-policy)

@@ -61,12 +61,16 @@ def shared_prefix_logits(model: Any, ids: Tensor, attention_mask: Tensor | None,
     return suffix_logits(model, ids, mask, cache, prefix, positions)
 
 
-def suffix_logits(model: Any, ids: Tensor, attention_mask: Tensor, cache: Any, prefix: int, positions: Tensor) -> Tensor:
+def suffix_logits(model: Any, ids: Tensor, attention_mask: Tensor, cache: Any, prefix: int, positions: Tensor,
+                  position_ids: Tensor | None = None) -> Tensor:
     """Logits at `positions` (all >= `prefix`) of `ids`, running only `ids[:, prefix:]` against `cache`, which
     holds the keys/values of the first `prefix` positions of every row: position ids continue after the
-    prefix, `attention_mask` covers the full width."""
+    prefix (or are `position_ids[:, prefix:]`, full width, when given), `attention_mask` covers the full width."""
     batch, width = ids.shape
-    pos = torch.arange(prefix, width, device=ids.device).unsqueeze(0).expand(batch, -1)
+    if position_ids is not None:
+        pos = position_ids[:, prefix:]
+    else:
+        pos = torch.arange(prefix, width, device=ids.device).unsqueeze(0).expand(batch, -1)
     out = model(input_ids=ids[:, prefix:], attention_mask=attention_mask, position_ids=pos, use_cache=True,
                 logits_to_keep=positions - prefix, **{cache_keyword(model): cache})
     return out.logits

@@ -41,7 +41,7 @@ from transformers.trainer_callback import ProgressCallback
 from kidsql.distill.config import DistillConfig
 from kidsql.distill.divergences import cross_entropy, divergence
 from kidsql.distill.methods import GenerationOptions, Method, get_method
-from kidsql.distill.sequences import PromptPrefix, imperfect_sequences, logits_at, student_generated
+from kidsql.distill.sequences import PromptPrefix, align_sql, imperfect_sequences, logits_at, student_generated
 from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.errors import KidsqlError
 from kidsql.memory import peak_memory, reset_peak_memory
@@ -187,21 +187,24 @@ class DistillTrainer(Trainer):
             return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql)}
         o = m.imperfect
         gen = torch.Generator(device=ids.device).manual_seed(seed + self.accelerator.process_index)
-        prefix = None
+        prefix, pos = None, None
         if self.reuse_prompt and o.rewrite != "none":
-            length = PromptPrefix.length_for(sql, attn)
+            # every row's SQL from one column (same logits), so that the reused prefix is every row's whole prompt
+            aligned = align_sql(ids, attn, sql, self.pad_id)
+            length = PromptPrefix.length_for(aligned[2], aligned[1], aligned=True)
             if length >= MIN_SHARED:  # with gradient: the training forward reuses it too
                 try:
-                    prefix = PromptPrefix(model, ids, attn, length)
+                    prefix = PromptPrefix(model, aligned[0], aligned[1], length, position_ids=aligned[3])
+                    ids, attn, sql, pos = aligned
                 except TypeError:  # a model without a key/value cache or logits_to_keep: plain forwards from now on
                     self.reuse_prompt = False
         y_hat, chosen = imperfect_sequences(
             model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
             generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,
-            temperature=o.temperature, share_prefix=self.share_prefix, prefix=prefix,
+            temperature=o.temperature, share_prefix=self.share_prefix, prefix=prefix, position_ids=pos,
         )
         return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
-                "clean": o.mle_on == "clean", "prefix": prefix}
+                "clean": o.mle_on == "clean", "prefix": prefix, "pos": pos}
 
     # ------------------------------------------------------------------------------------------------ loss
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
@@ -215,24 +218,27 @@ class DistillTrainer(Trainer):
         keep = (kl_mask | mle_mask).any(0).nonzero().squeeze(1)
         kl_mask, mle_mask = kl_mask[:, keep], mle_mask[:, keep]
         clean = seq.get("clean", False) and m.mle_weight > 0
+        pos = seq.get("pos")  # position ids of a batch re-laid by align_sql (KID with the prompt reuse), else None
         if clean:  # (x, y_hat) and (x, y) in one forward: one backward, no double DDP forward
             both, both_attn = torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn])
             if seq.get("prefix") is not None:  # both against the one prompt forward of the rewrite step
                 logits = seq["prefix"].logits_at(both, both_attn, keep)
             else:
-                logits = logits_at(model, both, both_attn, keep, share_prefix=self.share_prefix)
+                logits = logits_at(model, both, both_attn, keep, share_prefix=self.share_prefix,
+                                   position_ids=None if pos is None else torch.cat([pos, pos]))
             student, clean_student = logits[: len(ids), :, :v], logits[len(ids):, :, :v]
         elif seq.get("prefix") is not None:  # KID: the prompt's keys/values from the rewrite step, with gradient
             student = seq["prefix"].logits_at(ids, attn, keep)[..., :v]
         else:
-            student = logits_at(model, ids, attn, keep, share_prefix=self.share_prefix)[..., :v]
+            student = logits_at(model, ids, attn, keep, share_prefix=self.share_prefix, position_ids=pos)[..., :v]
         self.speed.add_tokens(int(attn.sum()) * (2 if clean else 1))
 
         zero = student.sum() * 0.0  # keeps the graph (and DDP's reducer) happy when a term is absent
         sums, counts = [zero, zero], [0, 0]
         if m.divergence is not None:
             with torch.no_grad():
-                teacher = logits_at(self.teacher, ids, attn, keep, share_prefix=self.share_prefix)[..., :v]
+                teacher = logits_at(self.teacher, ids, attn, keep, share_prefix=self.share_prefix,
+                                    position_ids=pos)[..., :v]
             n = int(kl_mask.sum())
             sums[0] = divergence(m.divergence, student, teacher, kl_mask, temperature=m.temperature, beta=m.beta,
                                  alpha=m.skew_alpha, chunk_size=self.chunk_size) * n

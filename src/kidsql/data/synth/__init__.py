@@ -36,7 +36,9 @@ class Preset:
 
 # "cpu" is what a from-scratch tiny teacher learns on 2 CPU cores in minutes (docs/results/cpu-teacher-experiments.md):
 # in-domain, 8 databases, easy shapes only, 4 values per column, 30 % of train questions worded by a robustness
-# lexicon (so that the variant splits measure something; `mix_variants`). "full" is the Spider-like cross-db one.
+# lexicon (so that the variant splits measure something; `mix_variants`). "cpu-medium" adds the medium shapes
+# (joins, GROUP BY, ORDER BY ... LIMIT, two conditions: SQL 27 tokens on average on dev vs 20), to test whether
+# longer SQL changes how the methods compare. "full" is the Spider-like cross-db one.
 SIZES: dict[str, Preset] = {
     "small": Preset(400, 120, renderings=2),
     "full": Preset(8000, 1000, renderings=12),
