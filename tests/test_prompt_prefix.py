@@ -223,3 +223,14 @@ def test_imperfect_sequences_on_the_aligned_reused_prompt_match_the_plain_ones(s
     assert chosen.any() and torch.equal(chosen, chosen2) and torch.equal(reused, plain)
     if strategy != "random":  # the right-padded layout picks and rewrites the same SQL tokens
         assert torch.equal(chosen3[sql], chosen[a_sql]) and torch.equal(right[sql], plain[a_sql])
+
+
+def test_align_sql_refuses_a_row_whose_sql_does_not_follow_its_prompt() -> None:
+    from kidsql.distill.sequences import align_sql, split_prompts
+
+    ids, attn, sql = _batch()
+    bad = sql.clone()
+    bad[1, 0] = True  # an SQL token before row 1's prompt
+    for relay in (lambda: align_sql(ids, attn, bad, 0), lambda: split_prompts(ids, attn, bad, 0)):
+        with pytest.raises(ValueError, match="row 1: SQL tokens must follow all prompt tokens"):
+            relay()

@@ -59,7 +59,7 @@ class ImperfectOptions:
       step (`PromptPrefix`): 1.06x RKD's step (`benchmarks/step_time.py`), 1.55x without the reuse.
       "imperfect" computes it on the SAME forward over (x, y_hat) with the gold tokens as targets (no extra cost,
       0.97x RKD): every position after a rewritten token then loses its clean-prefix CE. On the committed CPU
-      bench it cost 3.8 points of dev EX against "clean" (53.9 +- 3.1 vs 57.7 +- 1.9, 3 seeds,
+      bench it cost 3.8 points of dev EX against "clean" (53.9 +- 3.1 vs 57.7 +- 1.8, 3 seeds,
       `docs/results/bench-cpu-kid-ablation/`), which is why it stopped being the default.
     """
 

@@ -63,12 +63,6 @@ def entropy(logits: Tensor) -> Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
-def token_entropy(logits: Tensor) -> Tensor:
-    """[B, T] entropy of the distribution over token t (from logits at t - 1); position 0 gets 0."""
-    ent = entropy(logits[:, :-1])
-    return torch.cat([torch.zeros_like(ent[:, :1]), ent], dim=1)
-
-
 @torch.no_grad()
 def imperfect_sequences(
     student: Any,
@@ -205,13 +199,10 @@ class PromptPrefix:
         return suffix_logits(self.model, ids, attention_mask, cache, self.length, positions, position_ids=pos)
 
 
-def align_sql(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int
-              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The batch re-laid so that every row's SQL starts at one column: prompts padded on the left, SQL on the
-    right, each row with its own position ids (0, 1, ... along its tokens), so every logit equals the right-padded
-    forward's (tests/test_prompt_prefix.py). Why: KID's `PromptPrefix` then holds every row's whole prompt and
-    its passes run over the SQL only; on right-padded rows they had to start after the batch's SHORTEST prompt,
-    dozens of tokens earlier for the longer ones. Returns (ids, attention_mask, sql_mask, position_ids)."""
+def _relaid(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int
+            ) -> tuple[Tensor, Tensor, Tensor, int]:
+    """(ids, attention_mask, sql_mask, width of the prompt columns): every row's prompt padded on the left to end
+    at one column, its SQL after it, padded on the right. Serves `align_sql` and `split_prompts`."""
     real, sql = attention_mask.bool(), sql_mask.bool() & attention_mask.bool()
     n_prompt, n_sql = (real & ~sql).sum(1).tolist(), sql.sum(1).tolist()
     width_prompt, width = max(n_prompt), max(n_prompt) + max(n_sql)
@@ -224,8 +215,18 @@ def align_sql(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_t
         ids[b, width_prompt - p: width_prompt + n] = input_ids[b][real[b]]
         attn[b, width_prompt - p: width_prompt + n] = 1
         out_sql[b, width_prompt: width_prompt + n] = True
-    position_ids = (attn.long().cumsum(1) - 1).clamp(min=0)
-    return ids, attn, out_sql, position_ids
+    return ids, attn, out_sql, width_prompt
+
+
+def align_sql(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The batch re-laid so that every row's SQL starts at one column: prompts padded on the left, SQL on the
+    right, each row with its own position ids (0, 1, ... along its tokens), so every logit equals the right-padded
+    forward's (tests/test_prompt_prefix.py). Why: KID's `PromptPrefix` then holds every row's whole prompt and
+    its passes run over the SQL only; on right-padded rows they had to start after the batch's SHORTEST prompt,
+    dozens of tokens earlier for the longer ones. Returns (ids, attention_mask, sql_mask, position_ids)."""
+    ids, attn, sql, _ = _relaid(input_ids, attention_mask, sql_mask, pad_token_id)
+    return ids, attn, sql, (attn.long().cumsum(1) - 1).clamp(min=0)
 
 
 def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor, *,
@@ -251,14 +252,8 @@ def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions:
 
 def split_prompts(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int) -> tuple[Tensor, Tensor]:
     """Left-padded prompts (the non-SQL prefix of each row) for generation: (ids, attention_mask)."""
-    lengths = (attention_mask.bool() & ~sql_mask.bool()).sum(1).tolist()
-    width = max(lengths)
-    ids = input_ids.new_full((len(lengths), width), pad_token_id)
-    attn = torch.zeros_like(ids)
-    for b, n in enumerate(lengths):
-        ids[b, width - n:] = input_ids[b, :n]
-        attn[b, width - n:] = 1
-    return ids, attn
+    ids, attn, _, width = _relaid(input_ids, attention_mask, sql_mask, pad_token_id)
+    return ids[:, :width], attn[:, :width]
 
 
 def join_continuations(

@@ -14,9 +14,11 @@ gradient accumulation, micro-batches are averaged (the Trainer divides by the ac
 known in advance there because on-policy methods generate their sequences inside the step.
 
 KID's cost. RKD = one student forward+backward + one teacher forward. KID adds one no-grad student forward (the
-rewrite), and on one process that forward runs only after the batch's common prompt prefix, whose keys/values
-the training forward reuses (`sequences.PromptPrefix`, `reuse_prompt_kv`). Its MLE term (`mle_on="clean"`, default) puts (x, y_hat) and (x, y) in ONE forward of a doubled batch (one backward,
-DDP-safe), which with the reuse runs both against the same prompt keys/values; `mle_on="imperfect"` reads the
+rewrite). On one process the batch is first re-laid so that every row's SQL starts at one column
+(`sequences.align_sql`, same logits), the student's prompt runs once with gradient, and the rewrite pass and the
+training forward run over the SQL only against its keys/values (`sequences.PromptPrefix`, `reuse_prompt_kv`).
+Its MLE term (`mle_on="clean"`, default) puts (x, y_hat) and (x, y) in ONE forward of a doubled batch (one
+backward, DDP-safe), with the reuse both against the same prompt keys/values; `mle_on="imperfect"` reads the
 MLE term off the forward over (x, y_hat) with the gold tokens as targets instead.
 
 Logits are computed only at the positions some loss reads (the SQL span of the batch, via Hugging Face's
@@ -190,12 +192,12 @@ class DistillTrainer(Trainer):
         prefix, pos = None, None
         if self.reuse_prompt and o.rewrite != "none":
             # every row's SQL from one column (same logits), so that the reused prefix is every row's whole prompt
-            aligned = align_sql(ids, attn, sql, self.pad_id)
-            length = PromptPrefix.length_for(aligned[2], aligned[1], aligned=True)
+            a_ids, a_attn, a_sql, a_pos = align_sql(ids, attn, sql, self.pad_id)
+            length = PromptPrefix.length_for(a_sql, a_attn, aligned=True)
             if length >= MIN_SHARED:  # with gradient: the training forward reuses it too
                 try:
-                    prefix = PromptPrefix(model, aligned[0], aligned[1], length, position_ids=aligned[3])
-                    ids, attn, sql, pos = aligned
+                    prefix = PromptPrefix(model, a_ids, a_attn, length, position_ids=a_pos)
+                    ids, attn, sql, pos = a_ids, a_attn, a_sql, a_pos
                 except TypeError:  # a model without a key/value cache or logits_to_keep: plain forwards from now on
                     self.reuse_prompt = False
         y_hat, chosen = imperfect_sequences(
