@@ -154,6 +154,31 @@ def test_bench_end_to_end_and_resume(env, monkeypatch, capsys):
         again = _rescore(bench, "dev_syn", run["splits"]["dev_syn"]["predictions"], 5)
         assert run["splits"]["dev_syn"]["ex"] == pytest.approx(again["ex"])
 
+    # another budget in the same folder is refused before anything runs: its runs would not be comparable
+    trainings.clear()
+    report = (out / "report.json").read_bytes()
+    steps = tiny.index("--student_steps") + 1
+    changed = [*args[: args.index("--student_steps") + 1], "3", *args[args.index("--student_steps") + 2:]]
+    assert tiny[steps] == "2" and main(changed) == 2
+    err = capsys.readouterr().err
+    assert "bench_setup.json" in err and "student_steps" in err and "--out" in err
+    assert trainings == [] and (out / "report.json").read_bytes() == report
+
+
+def test_bench_refuses_to_mix_setups_but_accepts_more_runs(tmp_path) -> None:
+    from kidsql.bench import BenchConfig, check_same_setup
+    from kidsql.errors import KidsqlError
+
+    out = str(tmp_path / "b")
+    check_same_setup(BenchConfig(out=out, methods="sft,kid", seeds=3))
+    # more methods, seeds, ablations, splits, other worker counts: same setup, resumable
+    check_same_setup(BenchConfig(out=out, methods="sft,kid,rkd", seeds=5, alphas="0.1", splits="dev",
+                                 eval_workers=1, isolate_runs=False))
+    for other, field_name in ((dict(student_steps=300), "student_steps"), (dict(teacher="tiny:1m"), "teacher"),
+                              (dict(bench_size="cpu-medium"), "bench_size"), (dict(eval_limit=None), "eval_limit")):
+        with pytest.raises(KidsqlError, match=rf"bench_setup\.json: .*differs in: {field_name}\)"):
+            check_same_setup(BenchConfig(out=out, **other))
+
 
 def test_bench_kid_options_make_one_validated_variant_each() -> None:
     from kidsql.bench import BenchConfig, variants

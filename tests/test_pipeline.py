@@ -61,9 +61,13 @@ def test_ensure_benchmark_is_atomic_and_generated_once(tmp_path, monkeypatch):
     monkeypatch.setattr(synth, "generate_benchmark", fake)
     first = P.ensure_benchmark("small", 3)
     second = P.ensure_benchmark("small", 3)
-    assert first == second == root / "small-seed3"
+    assert first == second == root / f"small-seed3-v{synth.FORMAT_VERSION}"
     assert calls == [(3, "small")]
-    assert [p.name for p in root.iterdir()] == ["small-seed3"]
+    assert [p.name for p in root.iterdir()] == [first.name]
+    # a cache of another format version (an older kidsql) is not mistaken for the current benchmark
+    monkeypatch.setattr(synth, "FORMAT_VERSION", synth.FORMAT_VERSION + 1)
+    assert P.ensure_benchmark("small", 3) == root / f"small-seed3-v{synth.FORMAT_VERSION}"
+    assert calls == [(3, "small"), (3, "small")]
 
 
 def test_teacher_key_covers_every_setting(tmp_path):

@@ -317,6 +317,30 @@ def test_cpu_preset_words_a_share_of_train_questions_like_the_variant_splits(cpu
     assert mix_variants(plain, by_id, rows, 0, DrawOptions()) == plain  # off by default (other presets)
 
 
+def test_cpu_variant_splits_are_large_enough_to_measure_and_dk_aggregates_are_right(cpu_bench):
+    """On `cpu` most dev questions are MAX/MIN/AVG/SUM with a WHERE on a name (what train leaves over), so the
+    realistic and dk lexicons must reach those: "called X", "the price of the most expensive product"."""
+    from kidsql.data.synth.variants import DK_SUPERLATIVE
+
+    dev, real, dk = load(cpu_bench, "dev"), load(cpu_bench, "dev_realistic"), load(cpu_bench, "dev_dk")
+    assert len(real) >= 0.2 * len(dev) and len(dk) >= 0.2 * len(dev)
+    superlatives = 0
+    for ex in dk:
+        for ch in ex["changes"]:
+            func = re.match(r"(maximum|minimum) (.+?) (of|of all|across all|of the) ", ch["from"])
+            if func is None:
+                continue
+            superlatives += 1
+            sql_func = re.search(r"SELECT (MAX|MIN)\((\w+)\)", ex["query"])
+            assert sql_func and sql_func.group(1) == {"maximum": "MAX", "minimum": "MIN"}[func.group(1)], ex
+            words = DK_SUPERLATIVE[func.group(2)]
+            word = words[0] if sql_func.group(1) == "MAX" else words[1]
+            assert ch["to"].startswith(f"{func.group(2)} of the {word} "), ch
+            assert "maximum" not in ex["question"] and "minimum" not in ex["question"]
+    assert superlatives >= 0.9 * len(dk)
+    assert sum(" called " in ex["question"] for ex in real) >= 0.5 * len(real)
+
+
 def test_cpu_medium_preset_adds_medium_shapes_and_longer_sql(cpu_bench, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KIDSQL_CACHE", str(tmp_path_factory.mktemp("cache_cpu_medium")))

@@ -15,6 +15,7 @@ all finished runs. One teacher (trained with the first seed) serves every seed: 
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,7 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
     from kidsql.models import load_tokenizer
 
     out = Path(cfg.out)
+    check_same_setup(cfg)
     todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
     stages = P.Stages(3 + len(pending))
@@ -171,6 +173,31 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
     results = [_complete_scores(cfg, bench, splits, _result_path(out, v.name, s)) for v, s in todo]
     outcome.data = write_report(cfg, bench, splits, results, teacher)
     return outcome
+
+
+# Options that only choose which runs exist or how they are executed: a bench resumed with other values of these
+# adds runs (another method, seed, ablation or split) or runs them otherwise, next to results that stay valid.
+_SELECTION_FIELDS = frozenset({"out", "methods", "seeds", "seed", "splits", "alphas", "strategies", "masking_only",
+                               "mle_weights", "kid_options", "eval_workers", "isolate_runs", "save_steps"})
+
+
+def check_same_setup(cfg: BenchConfig) -> None:
+    """Refuse to resume into a folder whose results were made under another setup (teacher, student, budget,
+    benchmark, ...): the report would average runs that are not comparable. The setup is written on first use."""
+    from kidsql.data.synth import FORMAT_VERSION
+    from kidsql.report import write_json
+
+    setup = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _SELECTION_FIELDS}
+    setup["embedded_benchmark_version"] = FORMAT_VERSION if not cfg.data else None
+    path = Path(cfg.out) / "bench_setup.json"
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        differs = sorted(k for k in set(before) | set(setup) if before.get(k) != setup.get(k))
+        if differs:
+            raise KidsqlError(f"{path}: this folder holds bench runs made with other settings (differs in: "
+                              f"{', '.join(differs)}); pass a new --out, or delete {cfg.out} to start over")
+    else:
+        write_json(path, setup)
 
 
 def split_sizes(bench: Path, splits: list[str], limit: int | None) -> dict[str, int]:

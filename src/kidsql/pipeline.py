@@ -139,12 +139,13 @@ def student_budget(cfg: RunConfig, save_steps: int = 500) -> Budget:
 
 
 def ensure_benchmark(size: str = "small", seed: int = 0) -> Path:
-    """The embedded benchmark in `cache_dir()/benchmarks/<size>-seed<seed>`, generated once, atomically."""
-    from kidsql.data.synth import generate_benchmark
+    """The embedded benchmark in `cache_dir()/benchmarks/<size>-seed<seed>-v<format version>`, generated once,
+    atomically (the version in the name: a cache made by an older kidsql is not reused for a changed benchmark)."""
+    from kidsql.data.synth import FORMAT_VERSION, generate_benchmark
     from kidsql.paths import cache_dir
 
     root = cache_dir() / "benchmarks"
-    final = root / f"{size}-seed{seed}"
+    final = root / f"{size}-seed{seed}-v{FORMAT_VERSION}"
     if (final / "dev.json").is_file() and (final / "tokenizer").is_dir():
         return final
     return build_folder_once(final, lambda tmp: generate_benchmark(tmp, seed=seed, size=size), marker="dev.json")

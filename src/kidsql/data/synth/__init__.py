@@ -48,6 +48,10 @@ SIZES: dict[str, Preset] = {
                          draw=DrawOptions(levels=("e", "m"), value_pool=4, train_variants=0.3)),
 }
 TS_INSTANCES = 3
+# Bump whenever the files generated for a (size, seed) change: caches of the benchmark (and of the teachers trained
+# on it) are keyed by it, so an old cache is never mistaken for the current benchmark. 2: dev_dk words MAX/MIN as
+# superlatives, dev_realistic words names as "called X" (cpu: dev_dk 4 -> 74, dev_realistic 21 -> 84 questions).
+FORMAT_VERSION = 2
 TOKENIZER_PROMPTS = 2000  # prompts repeat their schema; a sample is enough for the BPE merges
 
 
@@ -132,4 +136,4 @@ def _tokenizer_corpus(out: Path, train, by_id) -> list[str]:
     return texts
 
 
-__all__ = ["generate_benchmark", "Preset", "SIZES"]
+__all__ = ["generate_benchmark", "Preset", "SIZES", "FORMAT_VERSION"]

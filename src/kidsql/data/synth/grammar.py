@@ -128,6 +128,11 @@ class Lexicon:
         words = DATE_OP_WORDS if col.role == "date" else OP_WORDS
         return f"{who} {words[op]} {value}"
 
+    def agg(self, func: str, col: ColumnDef, table: TableDef, link: str) -> str:
+        """An aggregate of `col` over `table`, as "maximum price of all products" (`link` = "of all"). A
+        method of its own so that `dev_dk` can word MAX/MIN of a column as a superlative of the table."""
+        return f"{AGGS[func]} {self.c(col)} {link} {self.T(table)}"
+
     def sup(self, subject: str, col: ColumnDef, desc: bool, owner: TableDef | None = None) -> str:
         """`subject` with the highest/lowest value of `col`; `owner` when the column belongs to a joined table."""
         word = ("latest" if desc else "earliest") if col.role == "date" else ("highest" if desc else "lowest")
@@ -250,8 +255,8 @@ def e_count(ctx: Ctx):
 
 def e_agg(ctx: Ctx):
     t = ctx.choice(ctx.tables("number")); n = ctx.choice(numbers(t)); f = ctx.choice(list(AGGS))
-    q = ctx.choice(["What is the {a} {c} of all {T}?", "Find the {a} {c} across all {T}.", "Show the {a} {c} of the {T}."])
-    return Select([f"{f}({n.name})"], t.name), q.format(a=AGGS[f], c=ctx.lex.c(n), T=ctx.lex.T(t))
+    q, link = ctx.choice([("What is the {x}?", "of all"), ("Find the {x}.", "across all"), ("Show the {x}.", "of the")])
+    return Select([f"{f}({n.name})"], t.name), q.format(x=ctx.lex.agg(f, n, t, link))
 
 
 def e_where(ctx: Ctx):
@@ -271,9 +276,8 @@ def e_count_where(ctx: Ctx):
 def e_agg_where(ctx: Ctx):
     t = ctx.choice(ctx.tables("number")); n = ctx.choice(numbers(t)); f = ctx.choice(list(AGGS))
     cond, phrase = make_cond(ctx, t, cond_col(ctx, t, exclude=n))
-    q = ctx.choice(["What is the {a} {c} of {T} {w}?", "Find the {a} {c} of all {T} {w}."])
-    return (Select([f"{f}({n.name})"], t.name, where=[cond]),
-            q.format(a=AGGS[f], c=ctx.lex.c(n), T=ctx.lex.T(t), w=phrase))
+    q, link = ctx.choice([("What is the {x} {w}?", "of"), ("Find the {x} {w}.", "of all")])
+    return Select([f"{f}({n.name})"], t.name, where=[cond]), q.format(x=ctx.lex.agg(f, n, t, link), w=phrase)
 
 
 def e_distinct(ctx: Ctx):

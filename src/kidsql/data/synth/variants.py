@@ -4,8 +4,9 @@ Each variant is a `Lexicon` that words the very same shape differently (same ran
 - `SynLexicon`: schema words (table and column phrasings) replaced by synonyms from `SYNONYMS`;
 - `RealisticLexicon`: an equality condition whose value implies its column drops the column mention
   ("singers whose country is France" -> "singers from France"), as in Spider-Realistic;
-- `DkLexicon`: a condition or superlative that needs a small piece of domain knowledge
-  ("whose age is at least 18" -> "who are adults", "with the highest price" -> "most expensive").
+- `DkLexicon`: a condition, superlative or MAX/MIN that needs a small piece of domain knowledge
+  ("whose age is at least 18" -> "who are adults", "with the highest price" -> "most expensive",
+  "the maximum price of products" -> "the price of the most expensive product").
 Every change is recorded (`from`, `to`, `kind`) so the files can be audited and tests can check it.
 """
 
@@ -72,6 +73,11 @@ IMPLIED: dict[str, str] = {
     "cuisine": "serving {v} food", "fuel": "running on {v}", "shift": "working the {v} shift",
     "playing hand": "that are {v}-handed", "sport": "who coach {v}", "rank": "at {v} rank",
     "level": "at {v} level", "genre": "playing {v}", "platform": "for {v}",
+    "theme": "featuring {v}", "specialty": "practising {v}", "payment": "paid by {v}", "subject": "on {v}",
+    "medium": "in {v}", "surface": "played on {v}",
+    # names and titles: the value is a name, so "called X" says which column (Spider-Realistic drops "named")
+    "name": "called {v}", "title": "called {v}", "model name": "called {v}", "pet name": "called {v}",
+    "concert name": "called {v}", "project name": "called {v}", "building": "housed in {v}",
 }
 
 # Superlatives a reader resolves with world knowledge: (highest, lowest) of the column.
@@ -148,6 +154,17 @@ class DkLexicon(Lexicon):
         new = DK_THRESHOLD.get((col.natural, op, value))
         if new is None or owner is not None:
             return base
+        self.changes.append({"kind": "knowledge", "from": base, "to": new})
+        return new
+
+    def agg(self, func: str, col: ColumnDef, table: TableDef, link: str) -> str:
+        """MAX/MIN of a column with a superlative: "maximum price of all products" -> "price of the most
+        expensive product" (the reader must know that most expensive = highest price)."""
+        base = super().agg(func, col, table, link)
+        words = DK_SUPERLATIVE.get(col.natural)
+        if words is None or func not in ("MAX", "MIN"):
+            return base
+        new = f"{self.c(col)} of the {words[0] if func == 'MAX' else words[1]} {self.t(table)}"
         self.changes.append({"kind": "knowledge", "from": base, "to": new})
         return new
 
