@@ -163,6 +163,30 @@ def test_kid_with_a_clean_mle_term_reuses_the_prompt_and_the_loss_is_unchanged(t
     assert abs(reused - other) > 1e-4  # the clean MLE term is a different loss from the cheap one
 
 
+def test_masking_only_reuses_the_prompt_only_when_the_clean_mle_term_doubles_the_batch(tmp_path) -> None:
+    """kid_rewrite=none has no rewrite pass; with the clean MLE term its training forward is still two stacked
+    copies of every prompt, which then run against one prompt forward (same loss)."""
+    from kidsql.distill.methods import get_method
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_trainer import _trainer
+
+    from _tiny import write_benchmark
+
+    bench = write_benchmark(tmp_path / "bench")
+    batch = None
+    for mle_on, reuses in (("clean", True), ("imperfect", False)):
+        method = get_method("kid", kid_rewrite="none", kid_alpha=0.3, kid_strategy="uniform", kid_mle_on=mle_on)
+        trainer = _trainer(bench, tmp_path / mle_on, method)
+        batch = batch or trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
+        assert (trainer._sequences(trainer.model, batch, seed=0)["prefix"] is not None) == reuses
+        trainer._micro = (-1, 0)
+        reused = float(trainer.compute_loss(trainer.model, batch).detach())
+        trainer.reuse_prompt = False
+        trainer._micro = (-1, 0)
+        assert reused == pytest.approx(float(trainer.compute_loss(trainer.model, batch).detach()), rel=1e-5)
+
+
 def _gpt2():  # noqa: ANN202
     """Absolute position embeddings: the model where wrong position ids change every logit (RoPE models are
     invariant to a per-row shift of positions, so a Llama cannot show it)."""

@@ -20,6 +20,8 @@ training forward run over the SQL only against its keys/values (`sequences.Promp
 Its MLE term (`mle_on="clean"`, default) puts (x, y_hat) and (x, y) in ONE forward of a doubled batch (one
 backward, DDP-safe), with the reuse both against the same prompt keys/values; `mle_on="imperfect"` reads the
 MLE term off the forward over (x, y_hat) with the gold tokens as targets instead.
+The masking-only ablation (`kid_rewrite="none"`) has no rewrite pass; with the clean MLE term its doubled batch
+still runs against one prompt forward.
 
 Logits are computed only at the positions some loss reads (the SQL span of the batch, via Hugging Face's
 `logits_to_keep`): with prompts of ~400 tokens and SQL of ~20, the output layer over the prompt was most of a
@@ -190,7 +192,10 @@ class DistillTrainer(Trainer):
         o = m.imperfect
         gen = torch.Generator(device=ids.device).manual_seed(seed + self.accelerator.process_index)
         prefix, pos = None, None
-        if self.reuse_prompt and o.rewrite != "none":
+        clean = o.mle_on == "clean" and m.mle_weight > 0
+        # two student forwards to share one prompt forward: the rewrite pass and the training forward, or (masking
+        # only, with the clean MLE term) the stacked (x, y_hat) + (x, y) training forward
+        if self.reuse_prompt and (o.rewrite != "none" or clean):
             # every row's SQL from one column (same logits), so that the reused prefix is every row's whole prompt
             a_ids, a_attn, a_sql, a_pos = align_sql(ids, attn, sql, self.pad_id)
             length = PromptPrefix.length_for(a_sql, a_attn, aligned=True)
