@@ -188,6 +188,12 @@ def test_bench_kid_options_make_one_validated_variant_each() -> None:
     assert [(v.name, v.overrides) for v in got] == [
         ("sft", {}), ("kid", {}), ("kid-mle-on-imperfect", {"kid_mle_on": "imperfect"}),
         ("kid-alpha-0.1", {"kid_alpha": 0.1}), ("kid-rewrite-sample", {"kid_rewrite": "sample"})]
+    # a method-level option: KID's sequences with another divergence
+    got = variants(BenchConfig(methods="kid", kid_options="divergence=fkl"))
+    assert [(v.name, v.overrides) for v in got] == [("kid", {}), ("kid-divergence-fkl", {"divergence": "fkl"})]
+    from kidsql.distill.methods import get_method
+
+    assert get_method("kid", **got[1].overrides).divergence == "fkl" and get_method("kid").divergence == "rkl"
     # the default spelled out is plain KID, dropped as a duplicate
     assert [v.name for v in variants(BenchConfig(methods="kid", kid_options="mle_on=clean"))] == ["kid"]
     for bad, message in (("mle_on", "field=value"), ("colour=red", "kid_colour"), ("mle_on=dirty", "imperfect or clean")):

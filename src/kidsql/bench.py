@@ -44,8 +44,8 @@ class BenchConfig(RunConfig):
     masking_only: bool = config_field("KID ablation: add masking-only (kid_rewrite none)", False)
     mle_weights: str | None = config_field("KID ablation: comma list of MLE weights")
     kid_options: str | None = config_field("KID ablation: comma list of field=value (a kid_* option of "
-                                           "`kidsql distill`, e.g. mle_on=clean,kl_positions=rewritten), one "
-                                           "variant each")
+                                           "`kidsql distill`, e.g. mle_on=clean,kl_positions=rewritten, or "
+                                           "divergence / temperature), one variant each")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,11 @@ def _floats(text: str, option: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise KidsqlError(f"--{option} {text!r}: expected a comma list of numbers, e.g. 0.1,0.2") from None
+
+
+# Method-level options `--kid_options` also varies (e.g. divergence=fkl: KID's imperfect sequences with FKD's
+# divergence, which tells the sequences' effect from the divergence's); every other key is a `kid_*` option.
+_METHOD_FIELDS = ("divergence", "temperature")
 
 
 def _options(text: str) -> list[tuple[str, Any, str]]:
@@ -106,7 +111,8 @@ def variants(cfg: BenchConfig) -> list[Variant]:
     if cfg.mle_weights:
         out += [Variant(f"kid-mle{w:g}", "kid", {"mle_weight": w}) for w in _floats(cfg.mle_weights, "mle-weights")]
     if cfg.kid_options:
-        out += [Variant(f"kid-{k.replace('_', '-')}-{raw}", "kid", {f"kid_{k}": v}) for k, v, raw in _options(cfg.kid_options)]
+        out += [Variant(f"kid-{k.replace('_', '-')}-{raw}", "kid", {k if k in _METHOD_FIELDS else f"kid_{k}": v})
+                for k, v, raw in _options(cfg.kid_options)]
     seen: list[Any] = []
     unique = []
     for v in out:
