@@ -27,8 +27,9 @@ from kidsql.pipeline import RunConfig, config_field, teacher_origin
 @dataclass
 class DemoConfig(RunConfig):
     # 300, not the bench's 150: the demo is one seed, and at 150 steps the seed spread of a student (SFT +- 4.1
-    # dev EX on the committed bench) is larger than the gaps between methods, so its ordering was a coin flip;
-    # at 450 the spreads are 0-2 points (docs/results/bench-cpu-450steps/) but the demo would not fit 10 minutes.
+    # dev EX in docs/results/bench-cpu-v1/) was larger than the gaps between methods, so its ordering was a coin
+    # flip; at 450 the spreads are 0-2 points (docs/results/bench-cpu-450steps/) but the demo would not fit 10
+    # minutes.
     student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 300)
     methods: str = config_field("comma list of student methods (same teacher, student and budget)", "sft,rkd,kid")
     force: bool = config_field("replace an existing report (and the demo's students) in --out", False)
