@@ -211,7 +211,7 @@ class DistillTrainer(Trainer):
             temperature=o.temperature, share_prefix=self.share_prefix, prefix=prefix, position_ids=pos,
         )
         return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
-                "clean": o.mle_on == "clean", "prefix": prefix, "pos": pos}
+                "clean": clean, "prefix": prefix, "pos": pos}
 
     # ------------------------------------------------------------------------------------------------ loss
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
@@ -224,7 +224,7 @@ class DistillTrainer(Trainer):
         # only the logit positions some loss reads (the SQL span): the output layer over the prompt is pure waste
         keep = (kl_mask | mle_mask).any(0).nonzero().squeeze(1)
         kl_mask, mle_mask = kl_mask[:, keep], mle_mask[:, keep]
-        clean = seq.get("clean", False) and m.mle_weight > 0
+        clean = seq.get("clean", False)  # (x, y) stacked for the MLE term: decided with the sequences
         pos = seq.get("pos")  # position ids of a batch re-laid by align_sql (KID with the prompt reuse), else None
         if clean:  # (x, y_hat) and (x, y) in one forward: one backward, no double DDP forward
             both, both_attn = torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn])
