@@ -109,7 +109,12 @@ def variants(cfg: BenchConfig) -> list[Variant]:
     if cfg.masking_only:
         out.append(Variant("kid-masking-only", "kid", {"kid_rewrite": "none"}))
     if cfg.mle_weights:
-        out += [Variant(f"kid-mle{w:g}", "kid", {"mle_weight": w}) for w in _floats(cfg.mle_weights, "mle-weights")]
+        from kidsql.validate import check_value
+
+        weights = _floats(cfg.mle_weights, "mle-weights")
+        for w in weights:
+            check_value("mle_weight", w, "--mle_weights")
+        out += [Variant(f"kid-mle{w:g}", "kid", {"mle_weight": w}) for w in weights]
     if cfg.kid_options:
         out += [Variant(f"kid-{k.replace('_', '-')}-{raw}", "kid", {k if k in _METHOD_FIELDS else f"kid_{k}": v})
                 for k, v, raw in _options(cfg.kid_options)]
@@ -139,13 +144,22 @@ def splits_of(cfg: BenchConfig, bench: Path) -> list[str]:
 
 
 def run_bench(cfg: BenchConfig) -> BenchOutcome:
-    """Train/evaluate every missing (variant, seed) run, then rebuild the report from all result.json files."""
+    """Train/evaluate every missing (variant, seed) run, then rebuild the report from all result.json files.
+    The `--out` folder is locked meanwhile: a second bench into it is refused instead of sharing its runs."""
+    from kidsql.run_folder import locked
+    from kidsql.validate import writable_folder
+
+    with locked(writable_folder(cfg.out, "--out")):
+        return _run_bench(cfg)
+
+
+def _run_bench(cfg: BenchConfig) -> BenchOutcome:
     from kidsql import pipeline as P
     from kidsql.models import load_tokenizer
 
     out = Path(cfg.out)
+    todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]  # every variant validated before any write
     check_same_setup(cfg)
-    todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
     stages = P.Stages(3 + len(pending))
     stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
@@ -256,9 +270,10 @@ def _isolated_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str
     allocator keeps what earlier runs freed), so a run's peak RSS was the high-water mark of every run before it:
     1.1 GB for the first method of a seed, 2.5 GB for the eighth, whatever the method (bench of 2026-11-24)."""
     import multiprocessing
+    import os
 
     proc = multiprocessing.get_context("spawn").Process(
-        target=_one_run_child, args=(cfg, bench, teacher_dir, student, splits, variant, seed))
+        target=_one_run_child, args=(cfg, bench, teacher_dir, student, splits, variant, seed, os.getpid()))
     proc.start()
     proc.join()
     if proc.exitcode != 0:
@@ -268,11 +283,20 @@ def _isolated_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str
 
 
 def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str],
-                   variant: Variant, seed: int) -> None:
-    from kidsql.models import load_tokenizer
+                   variant: Variant, seed: int, parent_pid: int) -> None:
+    """The spawned run: dies with the bench (`kidsql.parent_death`); its bad input is one line, as in the CLI."""
+    import sys
 
-    tokenizer = load_tokenizer(str(bench / "tokenizer")) if cfg.curve_every > 0 else None
-    _one_run(cfg, bench, teacher_dir, student, splits, variant, seed, tokenizer)
+    from kidsql.models import load_tokenizer
+    from kidsql.parent_death import die_with_parent
+
+    die_with_parent(parent_pid)
+    try:
+        tokenizer = load_tokenizer(str(bench / "tokenizer")) if cfg.curve_every > 0 else None
+        _one_run(cfg, bench, teacher_dir, student, splits, variant, seed, tokenizer)
+    except KidsqlError as err:
+        print(f"kidsql bench: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,

@@ -55,6 +55,8 @@ def load_dataclass(cls: type[T], path: str | Path | None = None, **overrides: An
             raise KidsqlError(f"{p}: config file not found; pass an existing YAML file to --config")
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise KidsqlError(f"{p}: not a text file (not UTF-8); pass a YAML file of option: value lines") from None
         except yaml.YAMLError as err:
             raise KidsqlError(f"{p}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from err
         if not isinstance(loaded, dict):

@@ -13,7 +13,9 @@ Padding side is never mutated behind the caller's back: `load_tokenizer` sets th
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,7 +125,8 @@ def load_model(
     """Build or load a causal LM; wrap it in fresh LoRA adapters when `lora` is given.
 
     spec: "tiny:<name>" (a `TINY_CONFIGS` entry) or "tiny:<cfg.yaml|cfg.json>" (LlamaConfig kwargs) builds a
-    randomly initialised Llama sized to `tokenizer`; a local folder loads offline; a folder holding a peft
+    randomly initialised Llama sized to `tokenizer`; a local folder loads offline (its weight files checked
+    first, and the model checked against `tokenizer`: `check_model_tokenizer`); a folder holding a peft
     adapter loads its base plus the adapter (with `lora`, that adapter is merged first so training starts from
     the adapted model); anything else is a hub id. Random init (tiny weights, LoRA A matrices) is a function of
     `seed` alone and leaves the global RNG untouched.
@@ -138,6 +141,8 @@ def load_model(
             model = _build_tiny(spec[len(TINY_PREFIX):], tokenizer).to(torch_dtype)
         else:
             model = _load_pretrained(spec, torch_dtype)
+            if tokenizer is not None:
+                check_model_tokenizer(model, tokenizer, spec)
         if lora is not None:
             from peft import PeftModel, get_peft_model
 
@@ -202,6 +207,8 @@ def _load_pretrained(spec: str, torch_dtype: torch.dtype) -> PreTrainedModel:
     local = path.is_dir()
     if not local and _looks_like_path(spec):
         raise KidsqlError(f"{spec}: model folder not found; pass an existing folder, a hub id or tiny:<size>")
+    if local:
+        check_weight_files(path)
     if local and (path / "adapter_config.json").is_file():
         return _load_adapter(path, torch_dtype)
     try:
@@ -250,6 +257,7 @@ def save_model(model: Any, tokenizer: PreTrainedTokenizerBase | None, out_dir: P
         model.save_pretrained(out_dir)
     if tokenizer is not None:
         tokenizer.save_pretrained(out_dir)
+        write_vocab_stamp(out_dir, tokenizer)
     return out_dir
 
 
@@ -270,6 +278,17 @@ def output_dim(model: Any) -> int:
 def check_vocab_compatible(teacher: Any, student: Any, teacher_tok: Any, student_tok: Any) -> None:
     """Refuse, before any compute, a teacher/student pair whose token distributions cannot be compared."""
     fix = "use a teacher/student pair with the same tokenizer"
+    check_same_tokenizer(teacher_tok, student_tok)
+    t_size = len(teacher_tok)
+    for role, model in (("teacher", teacher), ("student", student)):
+        dim = output_dim(model)
+        if dim < t_size:
+            raise KidsqlError(f"{role} model outputs {dim} logits but the tokenizer has {t_size} tokens; {fix}")
+
+
+def check_same_tokenizer(teacher_tok: Any, student_tok: Any) -> None:
+    """The tokenizer half of `check_vocab_compatible`: cheap, so it runs before the teacher's weights load."""
+    fix = "use a teacher/student pair with the same tokenizer"
     t_size, s_size = len(teacher_tok), len(student_tok)
     if t_size != s_size:
         raise KidsqlError(f"teacher tokenizer has {t_size} tokens, student tokenizer {s_size}; {fix}")
@@ -279,10 +298,102 @@ def check_vocab_compatible(teacher: Any, student: Any, teacher_tok: Any, student
         example = differing[0][0] if differing else "?"
         raise KidsqlError(f"teacher and student vocabularies differ ({len(differing)} token/id pairs, "
                           f"e.g. {example!r}) although both have {t_size} tokens; {fix}")
-    for role, model in (("teacher", teacher), ("student", student)):
-        dim = output_dim(model)
-        if dim < t_size:
-            raise KidsqlError(f"{role} model outputs {dim} logits but the tokenizer has {t_size} tokens; {fix}")
+
+
+VOCAB_STAMP = "kidsql_vocab.json"
+# Embedding rows beyond the tokenizer are padding only in multiples of this (transformers'
+# `resize_token_embeddings(pad_to_multiple_of=...)`: OPT 8, Pythia and Qwen 64/128); other surplus rows mean the
+# tokenizer is not the model's.
+PAD_MULTIPLE = 8
+
+
+def vocab_fingerprint(tokenizer: Any) -> dict[str, Any]:
+    """Size, a hash of every (token, id) pair and the bos/eos/unk ids: what a model's embedding rows mean."""
+    pairs = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode("utf-8")
+    return {"tokens": len(tokenizer), "sha256": hashlib.sha256(pairs).hexdigest(),
+            "special": {k: getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "unk")}}
+
+
+def write_vocab_stamp(folder: Path | str, tokenizer: Any) -> None:
+    """Record, beside a saved model, the vocabulary it was trained with: `check_model_tokenizer` compares a
+    tokenizer against it, which is the only way to tell a foreign tokenizer.json of similar size."""
+    Path(folder, VOCAB_STAMP).write_text(json.dumps(vocab_fingerprint(tokenizer), indent=1) + "\n", encoding="utf-8")
+
+
+def _tokenizer_file(tokenizer: Any) -> str:
+    """The file (or folder) a tokenizer was loaded from, for messages."""
+    where = Path(str(getattr(tokenizer, "name_or_path", "") or "tokenizer"))
+    return str(where / "tokenizer.json") if (where / "tokenizer.json").is_file() else str(where)
+
+
+def check_model_tokenizer(model: Any, tokenizer: Any, spec: str) -> None:
+    """Refuse, before any compute, a tokenizer whose ids do not mean what the model's embedding rows mean.
+
+    Three tests, each a one-line error naming the tokenizer's file: the vocabulary recorded with a model kidsql
+    saved (`VOCAB_STAMP`), or else the model folder's own tokenizer when another one is used; the sizes (every
+    token id needs an embedding row; surplus rows only as padding to a multiple of `PAD_MULTIPLE`); and the
+    special token ids (inside the embedding).
+    """
+    from accelerate.utils import extract_model_from_parallel
+
+    name, n = _tokenizer_file(tokenizer), len(tokenizer)
+    folder = Path(spec)
+    stamp_file = folder / VOCAB_STAMP
+    if stamp_file.is_file():
+        try:
+            stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
+        except ValueError:
+            raise KidsqlError(f"{stamp_file}: malformed JSON; delete it (the model is then checked by size only)") from None
+        mine = vocab_fingerprint(tokenizer)
+        if (stamp.get("tokens"), stamp.get("sha256")) != (mine["tokens"], mine["sha256"]):
+            raise KidsqlError(f"{name}: its vocabulary ({n} tokens) is not the one {spec} was trained with "
+                              f"({stamp.get('tokens')} tokens, {stamp_file}); use the model's own tokenizer")
+        if stamp.get("special") != mine["special"]:
+            raise KidsqlError(f"{name}: special token ids {mine['special']} differ from those {spec} was trained "
+                              f"with ({stamp.get('special')}); use the model's own tokenizer")
+    elif folder.is_dir() and (folder / "tokenizer.json").is_file() and Path(str(tokenizer.name_or_path)).resolve() != folder.resolve():
+        own = load_tokenizer(folder)
+        if own.get_vocab() != tokenizer.get_vocab():
+            raise KidsqlError(f"{name}: its vocabulary ({n} tokens) differs from {folder / 'tokenizer.json'} "
+                              f"({len(own)} tokens), the model's own; use the model's tokenizer")
+    bare = extract_model_from_parallel(model)
+    rows = {"input embedding": int(bare.get_input_embeddings().weight.shape[0]), "output layer": output_dim(bare)}
+    for what, count in rows.items():
+        if count < n:
+            raise KidsqlError(f"{name}: {n} tokens, but the {what} of {spec} has only {count} rows; "
+                              "use the model's own tokenizer")
+        if count > n and count % PAD_MULTIPLE:
+            raise KidsqlError(f"{name}: {n} tokens, but the {what} of {spec} has {count} rows (not padding to a "
+                              f"multiple of {PAD_MULTIPLE}); use the model's own tokenizer")
+    limit = min(rows.values())
+    for key, tid in vocab_fingerprint(tokenizer)["special"].items():
+        if tid is not None and not 0 <= tid < limit:
+            raise KidsqlError(f"{name}: {key} token id {tid} lies outside the {limit} embedding rows of {spec}; "
+                              "use the model's own tokenizer")
+
+
+def check_weight_files(folder: Path) -> None:
+    """Every `*.safetensors` file of a model folder is whole: its header parses and the tensors it lists fit in
+    the file. A truncated or empty file is a one-line error naming it instead of a loader traceback."""
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        size = path.stat().st_size
+        problem = None
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            header_len = int.from_bytes(head, "little") if len(head) == 8 else None
+            if header_len is None or header_len > size - 8:
+                problem = f"{size} bytes, header cut off"
+            else:
+                try:
+                    header = json.loads(fh.read(header_len))
+                    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                    problem = "unreadable header"
+                else:
+                    if 8 + header_len + end > size:
+                        problem = f"{size} bytes of {8 + header_len + end}"
+        if problem:
+            raise KidsqlError(f"{path}: truncated or corrupt weights ({problem}); save or download the model again")
 
 
 def shared_vocab_size(teacher: Any, student: Any, tok: Any) -> int:
@@ -299,8 +410,9 @@ def count_parameters(model: Any, *, trainable_only: bool = False) -> int:
 
 
 def _looks_like_path(spec: str) -> bool:
-    """Hub ids are `name` or `owner/name`; anything with more parts, a leading dot/slash or ~ is a path."""
-    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
+    from kidsql.validate import looks_local
+
+    return looks_local(spec)
 
 
 def _is_findable(name: str | None) -> bool:
@@ -328,6 +440,7 @@ def keep_layers(model_dir: Path | str, out_dir: Path | str, num_layers: int) -> 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_weight_files(Path(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     layers = getattr(getattr(model, "model", None), "layers", None)
     if layers is None:
@@ -348,5 +461,7 @@ def keep_layers(model_dir: Path | str, out_dir: Path | str, num_layers: int) -> 
     model.save_pretrained(str(out))
     if any((Path(model_dir) / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json")):
         AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(out))
+    if (Path(model_dir) / VOCAB_STAMP).is_file():
+        shutil.copyfile(Path(model_dir) / VOCAB_STAMP, out / VOCAB_STAMP)
     (out / "kept_layers.json").write_text(json.dumps({"source": str(model_dir), "layers": keep}), encoding="utf-8")
     return out

@@ -78,6 +78,11 @@ class RunConfig:
     seed: int = config_field("seed of the students (bench: the first seed)", 0)
     eval_workers: int | None = config_field("evaluation processes (default: all cores)")
 
+    def __post_init__(self) -> None:
+        from kidsql.validate import check_options
+
+        check_options(self)
+
 
 # ---------------------------------------------------------------------------------------------- progress
 

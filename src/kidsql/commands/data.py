@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth = sub.add_parser("synth", help="Generate the embedded synthetic benchmark.")
     synth.add_argument("--out", type=Path, required=True, help="output folder (must be empty unless --force)")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--size", default="small", choices=["small", "cpu", "full"],
+    synth.add_argument("--size", default="small", choices=["small", "cpu", "cpu-medium", "full"],
                        help="small: tests; cpu: in-domain, what a tiny model learns on a CPU (the demo's); "
-                            "full: Spider-like, cross-database")
+                            "cpu-medium: cpu plus the medium shapes (longer SQL); full: Spider-like, cross-database")
     synth.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
 
@@ -90,9 +90,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise KidsqlError(f"--out {out}: is a file; pass a folder")
+    from kidsql.validate import writable_folder
+
+    out: Path = writable_folder(args.out, "--out")
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise KidsqlError(f"--out {out}: folder is not empty; pass an empty folder or add --force")
     try:

@@ -82,13 +82,26 @@ def conclusion(ex_by_method: dict[str, float | None], teacher_ex: float | None, 
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    """Run the demo per `cfg`; returns what report.json holds (plus the Markdown table)."""
+    """Run the demo per `cfg`; returns what report.json holds (plus the Markdown table). `--out` is locked
+    meanwhile, so a second demo into it is refused instead of sharing its students."""
+    from kidsql.run_folder import locked
+    from kidsql.validate import writable_folder
+
+    with locked(writable_folder(cfg.out, "--out")):
+        return _run_demo(cfg)
+
+
+def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from kidsql import pipeline as P
     from kidsql.report import markdown_table, relative, write_json, write_text_atomic
 
     out = Path(cfg.out)
     if ((out / "report.md").exists() or (out / "report.json").exists()) and not cfg.force:
         raise KidsqlError(f"{out}/report.md already exists; pass --force to replace it or choose another --out")
+    students_dir = out / "students"
+    if students_dir.is_dir() and any(students_dir.iterdir()) and not cfg.force:
+        raise KidsqlError(f"{students_dir}: holds the students of an interrupted demo; pass --force to train them "
+                          "again or choose another --out")
     methods = parse_methods(cfg.methods)
     stages = P.Stages(3 + len(methods))
 

@@ -19,7 +19,10 @@ def run(args: argparse.Namespace) -> int:
     from kidsql.distill.config import given_options, load_config
     from kidsql.distill.trainer import run_distill
 
+    from kidsql.validate import writable_folder
+
     config = load_config(args.config, **given_options(args))
+    writable_folder(config.output_dir, "--output_dir")
     print_result(run_distill(config))
     return 0
 

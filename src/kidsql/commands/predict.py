@@ -35,11 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise KidsqlError(f"{out} already exists; pass --force to overwrite it or choose another --out")
-    if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 0):
-        raise KidsqlError("--batch-size and --max-new-tokens must be >= 1 and --limit >= 0; fix the option")
+    from kidsql.validate import check_value, existing_input, writable_file
+
+    for name, option, value in (("batch_size", "--batch-size", args.batch_size),
+                                ("max_new_tokens", "--max-new-tokens", args.max_new_tokens),
+                                ("limit", "--limit", args.limit)):
+        check_value(name, value, option)
+    out = writable_file(args.out, "--out", force=args.force)
+    existing_input(args.data, "--data", "a benchmark folder (Spider/BIRD layout) or a .jsonl file")
 
     from kidsql.data.load import load_benchmark
     from kidsql.predict import predict_examples

@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from kidsql.distill.config import given_options, load_config
     from kidsql.distill.trainer import run_distill
     from kidsql.errors import KidsqlError
+    from kidsql.validate import writable_folder
 
     options = given_options(args)
     options.update({k: v for k, v in (("student", args.model), ("output_dir", args.out)) if v})
@@ -32,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
         raise KidsqlError(f"{args.config}: `kidsql train` uses no teacher; drop `teacher:` or use `kidsql distill`")
     if not config.student:
         raise KidsqlError("--model is required: a folder, a hub id or tiny:<size>")
+    writable_folder(config.output_dir, "--out")
     print_result(run_distill(config))
     return 0

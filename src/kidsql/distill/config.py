@@ -65,7 +65,8 @@ class DistillConfig:
     logging_steps: int = _h("log loss / tokens/s / step time every N steps", 10)
     save_steps: int = _h("checkpoint every N steps", 500)
     save_total_limit: int | None = _h("keep at most N checkpoints", 2)
-    resume: str | None = _h("resume: 'auto' (latest checkpoint in output_dir) or a checkpoint folder")
+    resume: str | None = _h("resume: 'auto' (latest checkpoint in output_dir; a finished run is reused) or a "
+                            "checkpoint folder; without it a folder holding a run is refused (see --force)")
     save_final: bool = _h("save the trained model to output_dir/final", True)
     cache_dir: str | None = _h("cache of teacher-generated sequences (default: kidsql cache dir)")
     # LoRA
@@ -92,6 +93,13 @@ class DistillConfig:
     gen_temperature: float = _h("on-policy sampling temperature", 1.0)
     gen_top_p: float = _h("on-policy nucleus sampling", 1.0)
     gen_batch_size: int = _h("batch size of the teacher's one-off generation", 16)
+    force: bool = _h("replace a finished or interrupted run in output_dir (its checkpoints, final/ and "
+                     "train_result.json) and train from scratch", False)
+
+    def __post_init__(self) -> None:
+        from kidsql.validate import check_options
+
+        check_options(self)
 
     def method_overrides(self) -> dict[str, Any]:
         names = ["divergence", "mle_weight", "student_fraction", "beta", "skew_alpha", "temperature"]

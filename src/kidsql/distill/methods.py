@@ -30,6 +30,7 @@ Named configurations and how they read the papers:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,8 @@ class Method:
         _check(self.fraction_schedule in ("constant", "linear"),
                f"fraction_schedule {self.fraction_schedule!r} unknown; use constant or linear")
         _check(0.0 <= self.student_fraction <= 1.0, f"student_fraction must lie in [0, 1], got {self.student_fraction}")
+        _check(isinstance(self.mle_weight, (int, float)) and math.isfinite(self.mle_weight) and self.mle_weight >= 0,
+               f"--mle_weight {self.mle_weight!r}: must be a finite number >= 0 (0 drops the MLE term); fix the option")
         _check(self.divergence is not None or self.mle_weight > 0, f"method {self.name}: no divergence and mle_weight 0 leaves no loss")
 
     def on_policy_fraction(self, step: int, max_steps: int) -> float:

@@ -71,6 +71,12 @@ class TrainResult:
         d["output_dir"], d["model_dir"] = str(self.output_dir), str(self.model_dir) if self.model_dir else None
         return json.dumps(d, indent=1)
 
+    @classmethod
+    def from_json(cls, text: str) -> TrainResult:
+        d = json.loads(text)
+        d["output_dir"], d["model_dir"] = Path(d["output_dir"]), Path(d["model_dir"]) if d.get("model_dir") else None
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
 
 class SpeedMeter(TrainerCallback):
     """Wall time per optimiser step and tokens processed, for the logs, the progress bar and `TrainResult`."""
@@ -356,13 +362,16 @@ def build_trainer(
 
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.sequences import model_fingerprint, teacher_generated_sql
-    from kidsql.models import LoraOptions, check_vocab_compatible, load_model, load_tokenizer, shared_vocab_size
+    from kidsql.models import (LoraOptions, check_same_tokenizer, check_vocab_compatible, load_model, load_tokenizer,
+                               shared_vocab_size)
     from kidsql.paths import cache_dir
+    from kidsql.validate import existing_input
 
     method = get_method(config.method, **config.method_overrides())
     for name in ("student", "data"):
         if not getattr(config, name):
             raise KidsqlError(f"--{name} is required (on the command line or in the --config YAML)")
+    existing_input(config.data, "--data", "a benchmark folder (Spider/BIRD layout) or a .jsonl file")
     if method.needs_teacher and not config.teacher:
         raise KidsqlError(f"method {method.name} needs --teacher (a fine-tuned teacher folder; train one with `kidsql train`)")
     args = training_arguments(config, **(training_args or {}))  # first: it sets up the (distributed) PartialState
@@ -372,8 +381,9 @@ def build_trainer(
     student = load_model(config.student, tokenizer, lora=lora, dtype="auto" if config.lora else "float32", seed=config.seed)
     teacher, vocab = None, None
     if method.needs_teacher:
-        teacher = load_model(config.teacher, tokenizer, dtype="auto", seed=config.seed)
         teacher_tok = load_tokenizer(config.teacher) if _has_tokenizer(config.teacher) else tokenizer
+        check_same_tokenizer(teacher_tok, tokenizer)
+        teacher = load_model(config.teacher, tokenizer, dtype="auto", seed=config.seed)
         check_vocab_compatible(teacher, student, teacher_tok, tokenizer)
         vocab = shared_vocab_size(teacher, student, tokenizer)
 
@@ -399,23 +409,43 @@ def build_trainer(
 
 
 def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None) -> TrainResult:
-    """Train per `config` (resuming when `config.resume` says so); save `output_dir/final` and `train_result.json`."""
-    trainer = build_trainer(config, callbacks=callbacks, training_args=training_args)
-    reset_peak_memory()  # this run's own peak, even when one process trains several models (bench)
-    resume = config.resume
-    if resume == "auto":
-        from transformers.trainer_utils import get_last_checkpoint
+    """Train per `config` (resuming when `config.resume` says so); save `output_dir/final` and `train_result.json`.
 
-        resume = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
-    trainer.train(resume_from_checkpoint=resume)
+    The output folder is locked for the run and what it already holds decides how the run starts
+    (`kidsql.run_folder.plan_run`): a finished run is reused with `resume="auto"`, any other run is refused
+    unless `resume` or `force` says what to do with it."""
+    from kidsql.run_folder import locked, plan_run
+    from kidsql.validate import writable_folder
+
+    writable_folder(config.output_dir, "--output_dir")
+    with locked(config.output_dir):
+        plan = plan_run(config.output_dir, resume=config.resume, force=config.force, max_steps=config.max_steps)
+        if plan.finished is not None:
+            print(f"{config.output_dir}: reusing the finished run ({plan.finished})")
+            return TrainResult.from_json(plan.finished.read_text(encoding="utf-8"))
+        return _train_run(config, plan, callbacks, training_args)
+
+
+def _train_run(config: DistillConfig, plan: Any, callbacks: list[Any] | None,
+               training_args: dict[str, Any] | None) -> TrainResult:
+    from kidsql.run_folder import clear_run
+
+    trainer = build_trainer(config, callbacks=callbacks, training_args=training_args)
+    if plan.clear:
+        clear_run(config.output_dir)
+    reset_peak_memory()  # this run's own peak, even when one process trains several models (bench)
+    trainer.train(resume_from_checkpoint=plan.checkpoint)
     out = Path(config.output_dir)
     model_dir = out / "final" if config.save_final else None
     if model_dir is not None:
         from kidsql.prompts import save_prompt_options
 
+        from kidsql.models import write_vocab_stamp
+
         trainer.save_model(str(model_dir))
         if trainer.is_world_process_zero():
             save_prompt_options(prompt_options(config, trainer.processing_class), model_dir)
+            write_vocab_stamp(model_dir, trainer.processing_class)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     peak, kind = peak_memory()
     world = trainer.accelerator.num_processes
