@@ -401,21 +401,23 @@ def test_killing_the_bench_kills_its_training_child(bench, saved_model, spec, tm
 
 
 @pytest.mark.slow
-def test_a_failing_bench_child_prints_one_line_not_a_traceback(bench, saved_model, tmp_path, cache) -> None:
-    """A bad student folder fails inside the spawned run: its error reaches the terminal as one line."""
+def test_a_failing_bench_child_prints_one_line_not_a_traceback(bench, saved_model, tmp_path, cache, capfd) -> None:
+    """A bad student folder fails inside the spawned run: its error reaches the terminal as one line, and the
+    bench's own error says which run failed."""
     import shutil
+
+    from kidsql.bench import BenchConfig, Variant, _isolated_run
+    from kidsql.errors import KidsqlError
 
     broken = tmp_path / "student"
     shutil.copytree(saved_model, broken)
     (broken / "model.safetensors").write_bytes(b"")
-    cmd = [sys.executable, "-m", "kidsql.cli", "bench", "--data", str(bench), "--teacher", str(saved_model),
-           "--teacher_steps", "0", "--student", str(broken), "--methods", "sft", "--seeds", "1", "--splits", "dev",
-           "--student_steps", "1", "--batch_size", "2", "--curve_every", "0", "--eval_limit", "2",
-           "--eval_workers", "1", "--max_new_tokens", "4", "--out", str(tmp_path / "b")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "KIDSQL_CACHE": str(cache)})
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    errors = [line for line in done.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 2, done.stderr
-    assert str(broken / "model.safetensors") in errors[0] and "failed (exit code 2" in errors[1]
+    cfg = BenchConfig(out=str(tmp_path / "b"), data=str(bench), student_steps=1, batch_size=2, curve_every=0,
+                      eval_limit=2, eval_workers=1, max_new_tokens=4)
+    capfd.readouterr()
+    with pytest.raises(KidsqlError, match=r"the run of sft \(seed 0\) failed \(exit code 2"):
+        _isolated_run(cfg, bench, saved_model, str(broken), ["dev"], Variant("sft", "sft"), 0)
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert "Traceback" not in err and len(errors) == 1, err
+    assert errors[0].startswith("kidsql bench: error: ") and str(broken / "model.safetensors") in errors[0]
