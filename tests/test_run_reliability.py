@@ -94,6 +94,13 @@ def test_bad_option_values_are_one_line_errors_with_the_valid_range(command, opt
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--max-new-tokens", "0"), ("--limit", "0")])
+def test_predict_values_are_checked_before_loading(option, value, tmp_path, capsys) -> None:
+    assert main(["predict", "--model", str(tmp_path / "none"), "--data", str(tmp_path), option, value,
+                 "--out", str(tmp_path / "p.sql")]) == 2
+    one_line_error(capsys, f"{option} {value}", "integer >= 1")
+
+
 def test_config_dataclasses_check_themselves_wherever_they_are_built() -> None:
     from kidsql.bench import BenchConfig
     from kidsql.distill.config import DistillConfig
@@ -311,6 +318,12 @@ def test_a_folder_holding_a_run_is_resumed_reused_or_refused(bench, spec, tmp_pa
     assert again["steps"] == 2 and sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     assert [h["loss"] for h in again["log_history"] if "loss" in h] == pytest.approx(
         [h["loss"] for h in first["log_history"] if "loss" in h], rel=1e-6)  # deterministic: the first run again
+
+
+def test_a_demo_folder_with_students_of_a_killed_demo_is_refused_without_force(tmp_path, capsys) -> None:
+    (tmp_path / "demo" / "students" / "sft" / "checkpoint-50").mkdir(parents=True)
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    one_line_error(capsys, str(tmp_path / "demo" / "students"), "interrupted demo", "--force")
 
 
 def test_resume_from_a_folder_that_is_not_a_checkpoint_is_refused(bench, spec, tmp_path, capsys) -> None:
