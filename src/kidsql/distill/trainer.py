@@ -49,6 +49,7 @@ from kidsql.distill.sequences import PromptPrefix, align_sql, imperfect_sequence
 from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.errors import KidsqlError
 from kidsql.memory import peak_memory, reset_peak_memory
+from kidsql.run_folder import Plan, clear_run, locked, plan_run
 
 
 @dataclass
@@ -414,7 +415,6 @@ def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, tr
     The output folder is locked for the run and what it already holds decides how the run starts
     (`kidsql.run_folder.plan_run`): a finished run is reused with `resume="auto"`, any other run is refused
     unless `resume` or `force` says what to do with it."""
-    from kidsql.run_folder import locked, plan_run
     from kidsql.validate import writable_folder
 
     writable_folder(config.output_dir, "--output_dir")
@@ -426,10 +426,8 @@ def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, tr
         return _train_run(config, plan, callbacks, training_args)
 
 
-def _train_run(config: DistillConfig, plan: Any, callbacks: list[Any] | None,
+def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
                training_args: dict[str, Any] | None) -> TrainResult:
-    from kidsql.run_folder import clear_run
-
     trainer = build_trainer(config, callbacks=callbacks, training_args=training_args)
     if plan.clear:
         clear_run(config.output_dir)
@@ -438,9 +436,8 @@ def _train_run(config: DistillConfig, plan: Any, callbacks: list[Any] | None,
     out = Path(config.output_dir)
     model_dir = out / "final" if config.save_final else None
     if model_dir is not None:
-        from kidsql.prompts import save_prompt_options
-
         from kidsql.models import write_vocab_stamp
+        from kidsql.prompts import save_prompt_options
 
         trainer.save_model(str(model_dir))
         if trainer.is_world_process_zero():
