@@ -374,7 +374,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_killing_the_bench_kills_its_training_child(bench, saved_model, spec, tmp_path, cache) -> None:
     """SIGKILL of `kidsql bench` while its spawned child trains: the child dies within seconds, both locks are
-    free at once, so a rerun can resume (before: the child went on writing into the run folder)."""
+    free at once, so a rerun can resume (without the guard the child goes on writing into the run folder)."""
     from kidsql.run_folder import LOCK_NAME, locked
 
     out = tmp_path / "bench"

@@ -1,7 +1,7 @@
 """A child process that dies with its parent, however the parent dies (SIGKILL included).
 
-Why: `kidsql bench` trains each run in a spawned child. Killed with `kill -9`, the bench used to leave that child
-training and writing into the run folder while a rerun resumed the same run there. Two guards, because neither
+Why: `kidsql bench` trains each run in a spawned child. Without a guard, a bench killed with `kill -9` leaves
+that child training and writing into the run folder while a rerun resumes the same run there. Two guards, because neither
 alone is enough: Linux's `PR_SET_PDEATHSIG` has the kernel send SIGKILL to the child the moment its parent
 exits; a watcher thread (every platform) notices that the parent pid is gone or the child was re-parented, and
 exits. Both are installed first thing in the child; a parent that died before that is caught by the first check.

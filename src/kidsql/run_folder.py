@@ -1,14 +1,14 @@
 """A run's output folder: the lock that keeps a second run out while one writes into it, and what a new run
 does with a folder that already holds one (resume it, reuse it, or refuse and say how).
 
-Why a lock: a killed `kidsql bench` used to leave its training child running, and an immediate rerun resumed
-the same method into the same folder: two processes writing one checkpoint. The lock is `flock` on
+Why a lock: two runs writing into one folder (a rerun next to a run still going, two demos training the same
+cached teacher) would interleave their checkpoints and results. The lock is `flock` on
 `<folder>/.kidsql.lock`, so the kernel releases it when its holder dies, even by SIGKILL: no stale lock to clean
 up by hand. The file stays (deleting it would let two runs lock two different files); it holds the holder's pid
 for the message.
 
-Why refuse: rerunning `kidsql train` into a folder holding a killed run silently started again from step 0.
-Now a folder with checkpoints and no `train_result.json` is an interrupted run (`--resume auto` continues it,
+Why refuse: a run that silently started again from step 0 over a killed one would throw its checkpoints away,
+and one that silently reused a folder would mix two runs. A folder with checkpoints and no `train_result.json` is an interrupted run (`--resume auto` continues it,
 `--force` starts over), one with `train_result.json` a finished run (`--resume auto` reuses it, `--force`
 trains again); anything else is refused.
 """

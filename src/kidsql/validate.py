@@ -2,9 +2,9 @@
 
 Why one table: `kidsql train|distill|demo|bench` share most option names (learning rates, steps, token budgets),
 and a bad value must fail the same way wherever it is typed: one line naming the option, the value and the valid
-range, before a model is loaded or a folder is written. Before these checks `--max_steps 0` trained one step,
-`--max_steps -5` full epochs, `--gradient_accumulation_steps 0` died in a ZeroDivisionError and `--eval_limit 0`
-meant "everything". The config dataclasses call `check_options` from `__post_init__`, so a config built in code
+range, before a model is loaded or a folder is written. Left to transformers, `--max_steps 0` would train one
+step, `--max_steps -5` full epochs, `--gradient_accumulation_steps 0` would die in a ZeroDivisionError, and
+`--eval_limit 0` would mean "everything". The config dataclasses call `check_options` from `__post_init__`, so a config built in code
 is checked like one typed on the command line.
 """
 
