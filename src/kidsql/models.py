@@ -119,6 +119,7 @@ def load_model(
     lora: LoraOptions | None = None,
     dtype: Any = None,
     seed: int = 0,
+    attn_implementation: str | None = None,
 ) -> PreTrainedModel:
     """Build or load a causal LM; wrap it in fresh LoRA adapters when `lora` is given.
 
@@ -126,7 +127,8 @@ def load_model(
     randomly initialised Llama sized to `tokenizer`; a local folder loads offline; a folder holding a peft
     adapter loads its base plus the adapter (with `lora`, that adapter is merged first so training starts from
     the adapted model); anything else is a hub id. Random init (tiny weights, LoRA A matrices) is a function of
-    `seed` alone and leaves the global RNG untouched.
+    `seed` alone and leaves the global RNG untouched. `attn_implementation` ("eager", "sdpa",
+    "flash_attention_2") is passed to transformers as is.
     """
     import torch
 
@@ -135,9 +137,9 @@ def load_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if spec.startswith(TINY_PREFIX):
-            model = _build_tiny(spec[len(TINY_PREFIX):], tokenizer).to(torch_dtype)
+            model = _build_tiny(spec[len(TINY_PREFIX):], tokenizer, attn_implementation).to(torch_dtype)
         else:
-            model = _load_pretrained(spec, torch_dtype)
+            model = _load_pretrained(spec, torch_dtype, attn_implementation)
         if lora is not None:
             from peft import PeftModel, get_peft_model
 
@@ -169,12 +171,16 @@ def tiny_config(name: str, tokenizer: PreTrainedTokenizerBase) -> Any:
         raise KidsqlError(f"{name}: invalid LlamaConfig kwargs ({err}); fix the config file") from err
 
 
-def _build_tiny(name: str, tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedModel:
+def _build_tiny(name: str, tokenizer: PreTrainedTokenizerBase | None,
+                attn_implementation: str | None = None) -> PreTrainedModel:
     from transformers import LlamaForCausalLM
 
     if tokenizer is None:
         raise KidsqlError(f"tiny:{name}: a tiny model needs the tokenizer (for its vocabulary); pass tokenizer=")
-    return LlamaForCausalLM(tiny_config(name, tokenizer))
+    config = tiny_config(name, tokenizer)
+    if attn_implementation:
+        config._attn_implementation = attn_implementation
+    return LlamaForCausalLM(config)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -195,7 +201,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_pretrained(spec: str, torch_dtype: torch.dtype) -> PreTrainedModel:
+def _load_pretrained(spec: str, torch_dtype: torch.dtype, attn_implementation: str | None = None) -> PreTrainedModel:
     from transformers import AutoModelForCausalLM
 
     path = Path(spec)
@@ -203,16 +209,17 @@ def _load_pretrained(spec: str, torch_dtype: torch.dtype) -> PreTrainedModel:
     if not local and _looks_like_path(spec):
         raise KidsqlError(f"{spec}: model folder not found; pass an existing folder, a hub id or tiny:<size>")
     if local and (path / "adapter_config.json").is_file():
-        return _load_adapter(path, torch_dtype)
+        return _load_adapter(path, torch_dtype, attn_implementation)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         return AutoModelForCausalLM.from_pretrained(
-            str(path.resolve()) if local else spec, local_files_only=local, dtype=torch_dtype
+            str(path.resolve()) if local else spec, local_files_only=local, dtype=torch_dtype, **kwargs
         )
     except (OSError, ValueError) as err:
         raise KidsqlError(_load_failure(spec, "model", local, err)) from err
 
 
-def _load_adapter(folder: Path, torch_dtype: torch.dtype) -> PreTrainedModel:
+def _load_adapter(folder: Path, torch_dtype: torch.dtype, attn_implementation: str | None = None) -> PreTrainedModel:
     """Base (a `base/` sub-folder saved by `save_model`, else the adapter's recorded base) plus the adapter."""
     from peft import PeftModel
 
@@ -221,7 +228,7 @@ def _load_adapter(folder: Path, torch_dtype: torch.dtype) -> PreTrainedModel:
     if not base_spec:
         raise KidsqlError(f"{folder}/adapter_config.json: no base model recorded and no base/ folder; "
                           "save the adapter with kidsql.models.save_model")
-    base = _load_pretrained(str(base_spec), torch_dtype)
+    base = _load_pretrained(str(base_spec), torch_dtype, attn_implementation)
     return PeftModel.from_pretrained(base, str(folder), is_trainable=False)
 
 
@@ -279,10 +286,29 @@ def check_vocab_compatible(teacher: Any, student: Any, teacher_tok: Any, student
         example = differing[0][0] if differing else "?"
         raise KidsqlError(f"teacher and student vocabularies differ ({len(differing)} token/id pairs, "
                           f"e.g. {example!r}) although both have {t_size} tokens; {fix}")
+    if teacher_tok.eos_token_id != student_tok.eos_token_id:
+        raise KidsqlError(f"teacher EOS {teacher_tok.eos_token!r} (id {teacher_tok.eos_token_id}) differs from the "
+                          f"student's {student_tok.eos_token!r} (id {student_tok.eos_token_id}): the student would "
+                          "learn to stop where the teacher never does; use a pair with the same EOS (e.g. both base "
+                          "or both chat tokenizers)")
     for role, model in (("teacher", teacher), ("student", student)):
         dim = output_dim(model)
         if dim < t_size:
             raise KidsqlError(f"{role} model outputs {dim} logits but the tokenizer has {t_size} tokens; {fix}")
+
+
+def max_positions(*models: Any) -> int | None:
+    """The fewest positions any of `models` can embed (`max_position_embeddings`, GPT-2's `n_positions`); None
+    when no config says (e.g. rotary models configured without a limit)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    limits = []
+    for model in models:
+        config = getattr(extract_model_from_parallel(model), "config", None)
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        if isinstance(limit, int) and limit > 0:
+            limits.append(limit)
+    return min(limits) if limits else None
 
 
 def shared_vocab_size(teacher: Any, student: Any, tok: Any) -> int:
@@ -296,6 +322,11 @@ def count_parameters(model: Any, *, trainable_only: bool = False) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
+
+
+def is_hub_id(spec: str) -> bool:
+    """A spec that names a hub model (`name` or `owner/name`) rather than a folder or a tiny model."""
+    return bool(spec) and not spec.startswith(TINY_PREFIX) and not _looks_like_path(spec) and not Path(spec).exists()
 
 
 def _looks_like_path(spec: str) -> bool:
