@@ -381,3 +381,35 @@ def keep_layers(model_dir: Path | str, out_dir: Path | str, num_layers: int) -> 
         AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(out))
     (out / "kept_layers.json").write_text(json.dumps({"source": str(model_dir), "layers": keep}), encoding="utf-8")
     return out
+
+
+def export_model(src: Path | str, out_dir: Path | str, *, merge_lora: bool = True, dtype: Any = None) -> Path:
+    """A standalone copy of a trained model folder: a LoRA adapter (with its base) merged into one model that
+    `AutoModelForCausalLM.from_pretrained(out_dir)` loads alone, plus its tokenizer and prompt options. Why: a
+    served model should not need peft, the base checkpoint, or kidsql to load. `out_dir` must not exist yet
+    (nothing is overwritten)."""
+    import shutil
+
+    from kidsql.prompts import PROMPT_OPTIONS_FILE
+
+    src, out = Path(src), Path(out_dir)
+    if not src.is_dir():
+        raise KidsqlError(f"{src}: model folder not found; pass a folder written by kidsql train/distill")
+    if out.exists() and any(out.iterdir()):
+        raise KidsqlError(f"{out}: already exists and is not empty; pass a new --out (nothing is overwritten)")
+    if not (src / "adapter_config.json").is_file() and merge_lora:
+        raise KidsqlError(f"{src}: holds no LoRA adapter (no adapter_config.json), so there is nothing to merge; "
+                          "the folder is already standalone")
+    tokenizer = load_tokenizer(str(src)) if any((src / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json")) else None
+    model = load_model(str(src), tokenizer, dtype=dtype or "float32")
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel) and merge_lora:
+        model = model.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(out))
+    if (src / PROMPT_OPTIONS_FILE).is_file():
+        shutil.copy2(src / PROMPT_OPTIONS_FILE, out / PROMPT_OPTIONS_FILE)
+    return out

@@ -311,11 +311,29 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
         options["save_strategy"] = "no"
     options.setdefault("report_to", "none")
     options.update(extra)
+    _check_report_to(options["report_to"])
     try:
         return _training_arguments(config, bf16, options)
     except (TypeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise KidsqlError(f"invalid training options ({first}); fix the option named there") from err
+
+
+# report_to backends kidsql documents, and the package each needs (installed with `pip install kidsql[<extra>]`)
+_REPORT_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", None),
+                    "mlflow": ("mlflow", None)}
+
+
+def _check_report_to(report_to: Any) -> None:
+    """A one-line error naming the install command when a report_to backend's package is missing."""
+    import importlib.util
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    for name in names:
+        package, extra = _REPORT_PACKAGES.get(str(name), (None, None))
+        if package and importlib.util.find_spec(package) is None:
+            how = f"pip install 'kidsql[{extra}]'" if extra else f"pip install {package}"
+            raise KidsqlError(f"report_to {name}: the {package} package is not installed; {how}, or drop report_to")
 
 
 def _training_arguments(config: DistillConfig, bf16: bool, options: dict[str, Any]) -> Any:
