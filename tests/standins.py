@@ -43,7 +43,7 @@ TRAIN_SPIDER = [
     ("concerts", "how many singers are there ?", "SELECT count(*) FROM singer"),
     ("concerts", "list the names of all singers .", "SELECT name FROM singer"),
     ("concerts", "which singers are from France ?", "SELECT name FROM singer WHERE country = 'France'"),
-    ("wide", "what is the name of the station with the highest reading 59 ?",
+    ("wide", "which station has the highest final measurement ?",  # names no column the SQL uses
      "SELECT station_name FROM station ORDER BY reading_59_value DESC LIMIT 1"),
 ]
 TRAIN_OTHERS = [

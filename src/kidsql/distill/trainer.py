@@ -305,8 +305,9 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
             raise KidsqlError(f"bf16 {config.bf16!r}: use auto, true or false")
         bf16 = cpu_or_cuda_bf16()
     options = dict(config.trainer_options or {})
-    if options.get("gradient_checkpointing") and not options.get("gradient_checkpointing_kwargs"):
-        options["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    for flag in ("gradient_checkpointing", "activation_checkpointing"):  # the second: transformers' newer name
+        if options.get(flag) and not options.get(f"{flag}_kwargs"):
+            options[f"{flag}_kwargs"] = {"use_reentrant": False}
     if not config.save_final:
         options["save_strategy"] = "no"
     options.setdefault("report_to", "none")
