@@ -321,6 +321,25 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, spl
 # ------------------------------------------------------------------------------------------------- report
 
 
+def _prompts_line(results: list[dict[str, Any]]) -> str:
+    """What the runs' token budgets did to the training prompts (shortened, still over, a lowered budget)."""
+    resolved = next((r["resolved"] for r in results if r.get("resolved", {}).get("prompts")), None)
+    if resolved is None:
+        return ""
+    p = resolved["prompts"]
+    text = (f"Training prompts shortened to the {p['max_prompt_tokens']}-token budget: {p['shortened']} of "
+            f"{p['total']}" + (f" ({p['over_budget']} still over it, cut from the start)" if p["over_budget"] else "")
+            + " (never dropping a table or column the gold SQL uses).")
+    lowered = resolved.get("max_prompt_tokens")
+    if lowered:
+        text += (f" The prompt budget was lowered from {lowered['asked']} to {lowered['used']} to fit the models' "
+                 f"{lowered['max_positions']} positions.")
+    if resolved.get("kid_mask_token"):
+        text += f" KID's mask token: {resolved['kid_mask_token']}."
+    return text + "\n\n"
+
+
+
 def aggregate(results: list[dict[str, Any]], splits: list[str]) -> dict[str, dict[str, Any]]:
     """Per variant, over seeds: EX/TS per split, the average score, latency relative to SFT, peak memory.
 
@@ -428,6 +447,7 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "") + ".\n\n"
         + md_table + "\n"
         "Examples scored per split: " + ", ".join(f"{k} {v}" for k, v in data["split_sizes"].items()) + ".\n\n"
+        + _prompts_line(results)
         + goal_md + "\n"
         "Goals are checked on the seed means; with the spreads above, a margin smaller than about two standard "
         "deviations is not a difference.\n\n"

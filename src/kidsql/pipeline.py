@@ -237,12 +237,11 @@ def run_tokenizer(bench_dir: Path, student: str, teacher: Path | str | None = No
     if not student.startswith(TINY_PREFIX):
         if _has_tokenizer(Path(student)) or is_hub_id(student):
             return student
-    if (Path(bench_dir) / "tokenizer").is_dir():
-        return str(Path(bench_dir) / "tokenizer")
-    if teacher is not None and (_has_tokenizer(Path(teacher)) or is_hub_id(str(teacher))):
+    bench_tokenizer = Path(bench_dir) / "tokenizer"
+    if not bench_tokenizer.is_dir() and teacher is not None and (_has_tokenizer(Path(teacher))
+                                                                  or is_hub_id(str(teacher))):
         return str(teacher)
-    raise KidsqlError(f"--student {student}: no tokenizer found (not in the student folder, {bench_dir}/tokenizer or "
-                      "the teacher folder); pass a student folder saved with its tokenizer")
+    return str(bench_tokenizer)  # when absent, loading it is the one-line error that names the folder
 
 
 def _has_tokenizer(path: Path) -> bool:
