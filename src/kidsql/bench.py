@@ -298,6 +298,7 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, spl
     callbacks = []
     if cfg.curve_every > 0:
         callbacks.append(P.dev_curve_callback(bench, tokenizer, curve_file, every=cfg.curve_every, size=cfg.curve_size,
+                                              split=splits[0],
                                               max_prompt_tokens=cfg.max_prompt_tokens,
                                               max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size,
                                               num_sample_values=cfg.num_sample_values,
