@@ -329,8 +329,8 @@ def _prompts_line(results: list[dict[str, Any]]) -> str:
         return ""
     p = resolved["prompts"]
     text = (f"Training prompts shortened to the {p['max_prompt_tokens']}-token budget: {p['shortened']} of "
-            f"{p['total']}" + (f" ({p['over_budget']} still over it, cut from the start)" if p["over_budget"] else "")
-            + " (never dropping a table or column the gold SQL uses).")
+            f"{p['total']}, keeping every table and column the gold SQL uses"
+            + (f"; {p['over_budget']} still over it, cut from the start" if p["over_budget"] else "") + ".")
     lowered = resolved.get("max_prompt_tokens")
     if lowered:
         text += (f" The prompt budget was lowered from {lowered['asked']} to {lowered['used']} to fit the models' "
