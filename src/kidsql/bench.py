@@ -153,6 +153,7 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
     from kidsql.models import load_tokenizer
 
     out = Path(cfg.out)
+    cfg.check()
     check_same_setup(cfg)
     todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]

@@ -87,7 +87,7 @@ class RunConfig:
     lora_r: int = config_field("LoRA rank (paper: 64; 8 for CodeGen)", 64)
     lora_alpha: int = config_field("LoRA alpha (paper: 32)", 32)
     lora_dropout: float = config_field("LoRA dropout", 0.05)
-    train_options: Any = config_field("options of every training run: a comma list (or, in YAML, a mapping) of "
+    train_options: str | None = config_field("options of every training run: a comma list (or, in YAML, a mapping) of "
                                       "field=value, any `kidsql distill` option or transformers TrainingArguments "
                                       "field, e.g. gradient_checkpointing=true,attn_implementation=sdpa,"
                                       "report_to=tensorboard,student_dtype=bfloat16")
@@ -99,6 +99,16 @@ class RunConfig:
             out.update(lora=True, lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout)
         out.update(parse_train_options(self.train_options))
         return out
+
+    def check(self) -> None:
+        """Refuse, before any training, `--train_options` fields that neither kidsql nor TrainingArguments knows."""
+        from kidsql.distill.config import DistillConfig, passthrough_fields
+
+        known = {f.name for f in dataclasses.fields(DistillConfig)} | set(passthrough_fields())
+        unknown = sorted(set(parse_train_options(self.train_options)) - known)
+        if unknown:
+            raise KidsqlError(f"--train_options: unknown field(s) {', '.join(unknown)}; use `kidsql distill --help` "
+                              "fields or transformers.TrainingArguments fields")
 
 
 def parse_train_options(value: Any) -> dict[str, Any]:

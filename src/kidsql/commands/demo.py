@@ -90,6 +90,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     if ((out / "report.md").exists() or (out / "report.json").exists()) and not cfg.force:
         raise KidsqlError(f"{out}/report.md already exists; pass --force to replace it or choose another --out")
     methods = parse_methods(cfg.methods)
+    cfg.check()
     stages = P.Stages(3 + len(methods))
 
     stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
