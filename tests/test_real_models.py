@@ -247,6 +247,11 @@ def test_lora_run_with_checkpointing_tensorboard_exec_eval_then_export(world, ca
     assert all(h.get("loss") == h.get("loss") for h in res.log_history if "loss" in h)  # finite, not NaN
     if _has_tensorboard():
         assert list((root / "llama-kid" / "runs").rglob("events.out.tfevents.*"))
+    from safetensors.torch import load_file
+
+    weights = load_file(str(res.model_dir / "adapter_model.safetensors"))
+    lora_b = [w for k, w in weights.items() if "lora_B" in k]
+    assert lora_b and any(w.abs().sum() > 0 for w in lora_b)  # B starts at zero: gradients flowed through checkpointing
     # export: a standalone folder AutoModelForCausalLM loads alone, with the same logits as base + adapter
     out = root / "llama-kid-merged"
     assert main(["export", "--model", str(res.model_dir), "--out", str(out), "--merge-lora"]) == 0

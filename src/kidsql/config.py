@@ -26,8 +26,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, skip:
 
 
 def add_fields_arguments(parser: Any, fields: Any, cls: type | None = None) -> None:
-    """One option per dataclass field in `fields` (of `cls`, or each field's own class) on `parser` (a parser or an
-    argument group), defaulting to SUPPRESS so that what the user did not type does not override the YAML file."""
+    """One option per dataclass field in `fields` (of `cls`; by default `transformers.TrainingArguments`, whose
+    fields kidsql passes through) on `parser` (a parser or an argument group), defaulting to SUPPRESS so that what
+    the user did not type does not override the YAML file."""
     from transformers import HfArgumentParser, TrainingArguments
 
     fields = list(fields)
