@@ -324,6 +324,12 @@ def count_parameters(model: Any, *, trainable_only: bool = False) -> int:
 # ----------------------------------------------------------------------------------------------------- helpers
 
 
+def has_tokenizer(spec: str | Path) -> bool:
+    """Whether `spec` is a folder holding a saved tokenizer (`save_pretrained`)."""
+    p = Path(spec)
+    return p.is_dir() and any((p / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
+
+
 def is_hub_id(spec: str) -> bool:
     """A spec that names a hub model (`name` or `owner/name`) rather than a folder or a tiny model."""
     return bool(spec) and not spec.startswith(TINY_PREFIX) and not _looks_like_path(spec) and not Path(spec).exists()
@@ -400,7 +406,7 @@ def export_model(src: Path | str, out_dir: Path | str, *, merge_lora: bool = Tru
     if not (src / "adapter_config.json").is_file() and merge_lora:
         raise KidsqlError(f"{src}: holds no LoRA adapter (no adapter_config.json), so there is nothing to merge; "
                           "the folder is already standalone")
-    tokenizer = load_tokenizer(str(src)) if any((src / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json")) else None
+    tokenizer = load_tokenizer(str(src)) if has_tokenizer(src) else None
     model = load_model(str(src), tokenizer, dtype=dtype or "float32")
     from peft import PeftModel
 

@@ -242,20 +242,17 @@ def run_tokenizer(bench_dir: Path, student: str, teacher: Path | str | None = No
     """The tokenizer of a job's runs. It comes from the models: the student's folder (or hub id); a student built
     from scratch (tiny:...) takes the benchmark's own tokenizer (the embedded benchmark ships one), else the
     teacher's. Teacher and student tokenizers are checked against each other before training (`kidsql.models`)."""
-    from kidsql.models import TINY_PREFIX, is_hub_id
+    from kidsql.models import TINY_PREFIX, has_tokenizer, is_hub_id
 
     if not student.startswith(TINY_PREFIX):
-        if _has_tokenizer(Path(student)) or is_hub_id(student):
+        if has_tokenizer(student) or is_hub_id(student):
             return student
     bench_tokenizer = Path(bench_dir) / "tokenizer"
-    if not bench_tokenizer.is_dir() and teacher is not None and (_has_tokenizer(Path(teacher))
+    if not bench_tokenizer.is_dir() and teacher is not None and (has_tokenizer(teacher)
                                                                   or is_hub_id(str(teacher))):
         return str(teacher)
     return str(bench_tokenizer)  # when absent, loading it is the one-line error that names the folder
 
-
-def _has_tokenizer(path: Path) -> bool:
-    return path.is_dir() and any((path / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
 
 
 # ------------------------------------------------------------------------------------------------ training

@@ -411,7 +411,8 @@ def build_trainer(
 
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.sequences import model_fingerprint, teacher_generated_sql
-    from kidsql.models import LoraOptions, check_vocab_compatible, load_model, load_tokenizer, shared_vocab_size
+    from kidsql.models import (LoraOptions, check_vocab_compatible, has_tokenizer, is_hub_id, load_model,
+                               load_tokenizer, shared_vocab_size)
     from kidsql.paths import cache_dir
 
     method = get_method(config.method, **config.method_overrides())
@@ -431,7 +432,8 @@ def build_trainer(
     if method.needs_teacher:
         teacher = load_model(config.teacher, tokenizer, dtype=config.teacher_dtype, seed=config.seed,
                              attn_implementation=config.attn_implementation)
-        teacher_tok = load_tokenizer(config.teacher) if _has_tokenizer(config.teacher) else tokenizer
+        own_tokenizer = has_tokenizer(config.teacher) or is_hub_id(config.teacher)
+        teacher_tok = load_tokenizer(config.teacher) if own_tokenizer else tokenizer
         check_vocab_compatible(teacher, student, teacher_tok, tokenizer)
         vocab = shared_vocab_size(teacher, student, tokenizer)
     resolved: dict[str, Any] = {}
@@ -567,16 +569,13 @@ def _tokens_per_s(speed: SpeedMeter, world: int) -> float | None:
     return speed.tokens * world / spent if spent > 0 else None
 
 
-def _has_tokenizer(spec: str) -> bool:
-    p = Path(spec)
-    return p.is_dir() and any((p / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
-
-
 def _tokenizer_spec(config: DistillConfig) -> str:
     """--tokenizer, else the student folder when it holds one, else `<data>/tokenizer` (the embedded benchmark's)."""
+    from kidsql.models import has_tokenizer
+
     if config.tokenizer:
         return config.tokenizer
-    if config.student and _has_tokenizer(config.student):
+    if config.student and has_tokenizer(config.student):
         return config.student
     bench_tok = Path(config.data) / "tokenizer"
     if bench_tok.is_dir():
