@@ -33,7 +33,9 @@ class BenchConfig(RunConfig):
     out: str = config_field("output folder (runs/, report.md, report.json, plots)", "runs/bench")
     methods: str = config_field("comma list of methods", DEFAULT_METHODS)
     seeds: int = config_field("seeds per method (seed, seed+1, ...)", 3)
-    splits: str = config_field("comma list of evaluation splits", DEFAULT_SPLITS)
+    splits: str | None = config_field("comma list of evaluation splits (default: the embedded benchmark's dev and "
+                                      f"its three variants ({DEFAULT_SPLITS}); with --data, every split the folder "
+                                      "holds besides the training ones)")
     curve_every: int = config_field("learning curve: dev EX every N steps (0: off)", 25)
     curve_size: int = config_field("learning curve: size of the fixed dev subset", 24)
     save_steps: int = config_field("checkpoint every N steps (what an interrupted run resumes from)", 50)
@@ -136,10 +138,17 @@ def seeds_of(cfg: BenchConfig) -> list[int]:
 
 
 def splits_of(cfg: BenchConfig, bench: Path) -> list[str]:
-    names = [s.strip() for s in cfg.splits.split(",") if s.strip()]
-    missing = [s for s in names if not (bench / f"{s}.json").is_file()]
+    from kidsql.data.load import evaluation_splits, split_folder
+
+    if cfg.splits:
+        names = [s.strip() for s in cfg.splits.split(",") if s.strip()]
+    else:
+        names = evaluation_splits(bench, cfg.train_split) if cfg.data else DEFAULT_SPLITS.split(",")
+    missing = [s for s in names if not (split_folder(bench, s) / f"{s}.json").is_file()]
     if not names or missing:
-        raise KidsqlError(f"{bench}: split(s) {', '.join(missing) or '(none)'} not found; fix --splits")
+        have = ", ".join(evaluation_splits(bench, cfg.train_split)) or "none"
+        raise KidsqlError(f"{bench}: split(s) {', '.join(missing) or '(none)'} not found (present: {have}); "
+                          "fix --splits")
     return names
 
 
@@ -158,6 +167,7 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
     from kidsql.models import load_tokenizer
 
     out = Path(cfg.out)
+    cfg.check()
     todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]  # every variant validated before any write
     check_same_setup(cfg)
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
@@ -177,7 +187,7 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
     student = P.resolve_student(cfg.student, teacher_dir)
 
     outcome = BenchOutcome(data={})
-    tokenizer = load_tokenizer(str(bench / "tokenizer")) if cfg.curve_every > 0 else None
+    tokenizer = load_tokenizer(P.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
     for variant, seed in todo:
         if _result_path(out, variant.name, seed).is_file():
             outcome.skipped += 1
@@ -256,10 +266,11 @@ def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list
     metrics = {}
     for split in splits:
         preds = P.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
-                          batch_size=cfg.gen_batch_size,
+                          batch_size=cfg.gen_batch_size, use_evidence=cfg.use_evidence,
                           model=model, tokenizer=tokenizer)
         pred_file = write_json(run_dir / f"preds_{split}.json", preds)
-        report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers)
+        report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers,
+                         use_evidence=cfg.use_evidence)
         metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file)}
     return metrics
 
@@ -287,12 +298,13 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
     """The spawned run: dies with the bench (`kidsql.parent_death`); its bad input is one line, as in the CLI."""
     import sys
 
+    from kidsql import pipeline as P
     from kidsql.models import load_tokenizer
     from kidsql.parent_death import die_with_parent
 
     die_with_parent(parent_pid)
     try:
-        tokenizer = load_tokenizer(str(bench / "tokenizer")) if cfg.curve_every > 0 else None
+        tokenizer = load_tokenizer(P.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
         _one_run(cfg, bench, teacher_dir, student, splits, variant, seed, tokenizer)
     except KidsqlError as err:
         print(f"kidsql bench: error: {err}", file=sys.stderr)
@@ -302,7 +314,7 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
 def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
              seed: int, tokenizer: Any) -> None:
     from kidsql import pipeline as P
-    from kidsql.report import write_json
+    from kidsql.report import read_json, write_json
 
     run_dir = _result_path(Path(cfg.out), variant.name, seed).parent
     train_dir = run_dir / "train"
@@ -310,26 +322,47 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, spl
     callbacks = []
     if cfg.curve_every > 0:
         callbacks.append(P.dev_curve_callback(bench, tokenizer, curve_file, every=cfg.curve_every, size=cfg.curve_size,
+                                              split=splits[0],
                                               max_prompt_tokens=cfg.max_prompt_tokens,
                                               max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size,
                                               num_sample_values=cfg.num_sample_values,
-                                              matched_values=cfg.matched_values))
+                                              matched_values=cfg.matched_values, use_evidence=cfg.use_evidence))
     res = P.train_student(bench, variant.method, student, teacher_dir, train_dir,
-                          P.student_budget(cfg, save_steps=cfg.save_steps), seed=seed, overrides=variant.overrides,
-                          callbacks=callbacks, resume="auto")
+                          P.student_budget(cfg, save_steps=cfg.save_steps), seed=seed,
+                          overrides={**cfg.run_overrides(), **variant.overrides}, callbacks=callbacks, resume="auto")
+    run_config = read_json(train_dir / "run_config.json")
     metrics = _evaluate_model(cfg, bench, res.model_dir, splits, run_dir)
     write_json(run_dir / "result.json", {
         "variant": variant.name, "method": variant.method, "overrides": variant.overrides, "seed": seed,
         "eval_limit": cfg.eval_limit, "splits": metrics, "steps": res.steps, "mean_step_time_s": res.mean_step_time_s,
         "tokens_per_s": res.tokens_per_s, "peak_memory_mb": res.peak_memory_mb,
         "peak_memory_kind": res.peak_memory_kind, "final_loss": res.final_loss, "model_dir": str(res.model_dir),
-        "curve": P.read_curve(curve_file),
+        "curve": P.read_curve(curve_file), "resolved": run_config.get("resolved", {}),
     })
     for ckpt in train_dir.glob("checkpoint-*"):  # the run is complete: its resume points are dead weight
         shutil.rmtree(ckpt, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------- report
+
+
+def _prompts_line(results: list[dict[str, Any]]) -> str:
+    """What the runs' token budgets did to the training prompts (shortened, still over, a lowered budget)."""
+    resolved = next((r["resolved"] for r in results if r.get("resolved", {}).get("prompts")), None)
+    if resolved is None:
+        return ""
+    p = resolved["prompts"]
+    text = (f"Training prompts shortened to the {p['max_prompt_tokens']}-token budget: {p['shortened']} of "
+            f"{p['total']}, keeping every table and column the gold SQL uses"
+            + (f"; {p['over_budget']} still over it, cut from the start" if p["over_budget"] else "") + ".")
+    lowered = resolved.get("max_prompt_tokens")
+    if lowered:
+        text += (f" The prompt budget was lowered from {lowered['asked']} to {lowered['used']} to fit the models' "
+                 f"{lowered['max_positions']} positions.")
+    if resolved.get("kid_mask_token"):
+        text += f" KID's mask token: {resolved['kid_mask_token']}."
+    return text + "\n\n"
+
 
 
 def aggregate(results: list[dict[str, Any]], splits: list[str]) -> dict[str, dict[str, Any]]:
@@ -439,6 +472,7 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "") + ".\n\n"
         + md_table + "\n"
         "Examples scored per split: " + ", ".join(f"{k} {v}" for k, v in data["split_sizes"].items()) + ".\n\n"
+        + _prompts_line(results)
         + goal_md + "\n"
         "Goals are checked on the seed means; with the spreads above, a margin smaller than about two standard "
         "deviations is not a difference.\n\n"

@@ -121,6 +121,7 @@ def load_model(
     lora: LoraOptions | None = None,
     dtype: Any = None,
     seed: int = 0,
+    attn_implementation: str | None = None,
 ) -> PreTrainedModel:
     """Build or load a causal LM; wrap it in fresh LoRA adapters when `lora` is given.
 
@@ -129,7 +130,8 @@ def load_model(
     first, and the model checked against `tokenizer`: `check_model_tokenizer`); a folder holding a peft
     adapter loads its base plus the adapter (with `lora`, that adapter is merged first so training starts from
     the adapted model); anything else is a hub id. Random init (tiny weights, LoRA A matrices) is a function of
-    `seed` alone and leaves the global RNG untouched.
+    `seed` alone and leaves the global RNG untouched. `attn_implementation` ("eager", "sdpa",
+    "flash_attention_2") is passed to transformers as is.
     """
     import torch
 
@@ -138,9 +140,9 @@ def load_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if spec.startswith(TINY_PREFIX):
-            model = _build_tiny(spec[len(TINY_PREFIX):], tokenizer).to(torch_dtype)
+            model = _build_tiny(spec[len(TINY_PREFIX):], tokenizer, attn_implementation).to(torch_dtype)
         else:
-            model = _load_pretrained(spec, torch_dtype)
+            model = _load_pretrained(spec, torch_dtype, attn_implementation)
             if tokenizer is not None:
                 check_model_tokenizer(model, tokenizer, spec)
         if lora is not None:
@@ -174,12 +176,16 @@ def tiny_config(name: str, tokenizer: PreTrainedTokenizerBase) -> Any:
         raise KidsqlError(f"{name}: invalid LlamaConfig kwargs ({err}); fix the config file") from err
 
 
-def _build_tiny(name: str, tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedModel:
+def _build_tiny(name: str, tokenizer: PreTrainedTokenizerBase | None,
+                attn_implementation: str | None = None) -> PreTrainedModel:
     from transformers import LlamaForCausalLM
 
     if tokenizer is None:
         raise KidsqlError(f"tiny:{name}: a tiny model needs the tokenizer (for its vocabulary); pass tokenizer=")
-    return LlamaForCausalLM(tiny_config(name, tokenizer))
+    config = tiny_config(name, tokenizer)
+    if attn_implementation:
+        config._attn_implementation = attn_implementation
+    return LlamaForCausalLM(config)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -200,7 +206,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_pretrained(spec: str, torch_dtype: torch.dtype) -> PreTrainedModel:
+def _load_pretrained(spec: str, torch_dtype: torch.dtype, attn_implementation: str | None = None) -> PreTrainedModel:
     from transformers import AutoModelForCausalLM
 
     path = Path(spec)
@@ -210,16 +216,17 @@ def _load_pretrained(spec: str, torch_dtype: torch.dtype) -> PreTrainedModel:
     if local:
         check_weight_files(path)
     if local and (path / "adapter_config.json").is_file():
-        return _load_adapter(path, torch_dtype)
+        return _load_adapter(path, torch_dtype, attn_implementation)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         return AutoModelForCausalLM.from_pretrained(
-            str(path.resolve()) if local else spec, local_files_only=local, dtype=torch_dtype
+            str(path.resolve()) if local else spec, local_files_only=local, dtype=torch_dtype, **kwargs
         )
     except (OSError, ValueError) as err:
         raise KidsqlError(_load_failure(spec, "model", local, err)) from err
 
 
-def _load_adapter(folder: Path, torch_dtype: torch.dtype) -> PreTrainedModel:
+def _load_adapter(folder: Path, torch_dtype: torch.dtype, attn_implementation: str | None = None) -> PreTrainedModel:
     """Base (a `base/` sub-folder saved by `save_model`, else the adapter's recorded base) plus the adapter."""
     from peft import PeftModel
 
@@ -228,7 +235,7 @@ def _load_adapter(folder: Path, torch_dtype: torch.dtype) -> PreTrainedModel:
     if not base_spec:
         raise KidsqlError(f"{folder}/adapter_config.json: no base model recorded and no base/ folder; "
                           "save the adapter with kidsql.models.save_model")
-    base = _load_pretrained(str(base_spec), torch_dtype)
+    base = _load_pretrained(str(base_spec), torch_dtype, attn_implementation)
     return PeftModel.from_pretrained(base, str(folder), is_trainable=False)
 
 
@@ -298,6 +305,11 @@ def check_same_tokenizer(teacher_tok: Any, student_tok: Any) -> None:
         example = differing[0][0] if differing else "?"
         raise KidsqlError(f"teacher and student vocabularies differ ({len(differing)} token/id pairs, "
                           f"e.g. {example!r}) although both have {t_size} tokens; {fix}")
+    if teacher_tok.eos_token_id != student_tok.eos_token_id:
+        raise KidsqlError(f"teacher EOS {teacher_tok.eos_token!r} (id {teacher_tok.eos_token_id}) differs from the "
+                          f"student's {student_tok.eos_token!r} (id {student_tok.eos_token_id}): the student would "
+                          "learn to stop where the teacher never does; use a pair with the same EOS (e.g. both base "
+                          "or both chat tokenizers)")
 
 
 VOCAB_STAMP = "kidsql_vocab.json"
@@ -396,6 +408,20 @@ def check_weight_files(folder: Path) -> None:
             raise KidsqlError(f"{path}: truncated or corrupt weights ({problem}); save or download the model again")
 
 
+def max_positions(*models: Any) -> int | None:
+    """The fewest positions any of `models` can embed (`max_position_embeddings`, GPT-2's `n_positions`); None
+    when no config says (e.g. rotary models configured without a limit)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    limits = []
+    for model in models:
+        config = getattr(extract_model_from_parallel(model), "config", None)
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        if isinstance(limit, int) and limit > 0:
+            limits.append(limit)
+    return min(limits) if limits else None
+
+
 def shared_vocab_size(teacher: Any, student: Any, tok: Any) -> int:
     """Logit columns comparable between the two models: the trainer slices `logits[..., :n]` on both."""
     return min(len(tok), output_dim(teacher), output_dim(student))
@@ -407,6 +433,17 @@ def count_parameters(model: Any, *, trainable_only: bool = False) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
+
+
+def has_tokenizer(spec: str | Path) -> bool:
+    """Whether `spec` is a folder holding a saved tokenizer (`save_pretrained`)."""
+    p = Path(spec)
+    return p.is_dir() and any((p / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
+
+
+def is_hub_id(spec: str) -> bool:
+    """A spec that names a hub model (`name` or `owner/name`) rather than a folder or a tiny model."""
+    return bool(spec) and not spec.startswith(TINY_PREFIX) and not _looks_like_path(spec) and not Path(spec).exists()
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -464,4 +501,36 @@ def keep_layers(model_dir: Path | str, out_dir: Path | str, num_layers: int) -> 
     if (Path(model_dir) / VOCAB_STAMP).is_file():
         shutil.copyfile(Path(model_dir) / VOCAB_STAMP, out / VOCAB_STAMP)
     (out / "kept_layers.json").write_text(json.dumps({"source": str(model_dir), "layers": keep}), encoding="utf-8")
+    return out
+
+
+def export_model(src: Path | str, out_dir: Path | str, *, merge_lora: bool = True, dtype: Any = None) -> Path:
+    """A standalone copy of a trained model folder: a LoRA adapter (with its base) merged into one model that
+    `AutoModelForCausalLM.from_pretrained(out_dir)` loads alone, plus its tokenizer and prompt options. Why: a
+    served model should not need peft, the base checkpoint, or kidsql to load. `out_dir` must not exist yet
+    (nothing is overwritten)."""
+    import shutil
+
+    from kidsql.prompts import PROMPT_OPTIONS_FILE
+
+    src, out = Path(src), Path(out_dir)
+    if not src.is_dir():
+        raise KidsqlError(f"{src}: model folder not found; pass a folder written by kidsql train/distill")
+    if out.exists() and any(out.iterdir()):
+        raise KidsqlError(f"{out}: already exists and is not empty; pass a new --out (nothing is overwritten)")
+    if not (src / "adapter_config.json").is_file() and merge_lora:
+        raise KidsqlError(f"{src}: holds no LoRA adapter (no adapter_config.json), so there is nothing to merge; "
+                          "the folder is already standalone")
+    tokenizer = load_tokenizer(str(src)) if has_tokenizer(src) else None
+    model = load_model(str(src), tokenizer, dtype=dtype or "float32")
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel) and merge_lora:
+        model = model.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(out))
+    if (src / PROMPT_OPTIONS_FILE).is_file():
+        shutil.copy2(src / PROMPT_OPTIONS_FILE, out / PROMPT_OPTIONS_FILE)
     return out

@@ -49,7 +49,12 @@ class RunConfig:
     """Fields shared by demo and bench. The defaults are THE place where the CPU sizes/steps are tuned."""
 
     out: str = config_field("output folder of report.md / report.json / plots", "runs/demo")
-    data: str | None = config_field("an existing benchmark folder (Spider layout) instead of the embedded one")
+    data: str | None = config_field("a benchmark folder as it ships (Spider: train_spider.json + train_others.json, "
+                                    "dev.json, tables.json, database/; BIRD: train/, dev/) instead of the embedded one")
+    train_split: str = config_field("split the teacher and students train on (Spider as shipped: train = "
+                                    "train_spider + train_others)", "train")
+    use_evidence: bool = config_field("BIRD: put the evidence hint in prompts (--no_use_evidence: BIRD without "
+                                      "knowledge)", True)
     bench_size: str = config_field("embedded benchmark preset: cpu (in-domain, learnable on a CPU) | cpu-medium "
                                    "(cpu plus medium shapes: longer SQL) | full (Spider-like, cross-db) | small (tests)",
                                    "cpu")
@@ -77,11 +82,57 @@ class RunConfig:
     gen_batch_size: int = config_field("prompts per generation batch", 32)
     seed: int = config_field("seed of the students (bench: the first seed)", 0)
     eval_workers: int | None = config_field("evaluation processes (default: all cores)")
+    lora: bool = config_field("train LoRA adapters of every student (and a trained teacher) instead of all weights",
+                              False)
+    lora_r: int = config_field("LoRA rank (paper: 64; 8 for CodeGen)", 64)
+    lora_alpha: int = config_field("LoRA alpha (paper: 32)", 32)
+    lora_dropout: float = config_field("LoRA dropout", 0.05)
+    train_options: str | None = config_field("options of every training run: a comma list (or, in YAML, a mapping) of "
+                                      "field=value, any `kidsql distill` option or transformers TrainingArguments "
+                                      "field, e.g. gradient_checkpointing=true,attn_implementation=sdpa,"
+                                      "report_to=tensorboard,student_dtype=bfloat16")
+
+    def run_overrides(self) -> dict[str, Any]:
+        """The DistillConfig fields (and TrainingArguments fields) every training run of this job gets."""
+        out: dict[str, Any] = {"split": self.train_split, "use_evidence": self.use_evidence}
+        if self.lora:
+            out.update(lora=True, lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout)
+        out.update(parse_train_options(self.train_options))
+        return out
+
+    def check(self) -> None:
+        """Refuse, before any training, `--train_options` fields that neither kidsql nor TrainingArguments knows."""
+        from kidsql.distill.config import DistillConfig, passthrough_fields
+
+        known = {f.name for f in dataclasses.fields(DistillConfig)} | set(passthrough_fields())
+        unknown = sorted(set(parse_train_options(self.train_options)) - known)
+        if unknown:
+            raise KidsqlError(f"--train_options: unknown field(s) {', '.join(unknown)}; use `kidsql distill --help` "
+                              "fields or transformers.TrainingArguments fields")
 
     def __post_init__(self) -> None:
         from kidsql.validate import check_options
 
         check_options(self)
+
+
+def parse_train_options(value: Any) -> dict[str, Any]:
+    """`a=1,b=x` (values read as YAML scalars: true, 3, 2e-4, sdpa) or a mapping -> {field: value}."""
+    import yaml
+
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    out = {}
+    for item in (x.strip() for x in str(value).split(",")):
+        if not item:
+            continue
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise KidsqlError(f"--train_options {value!r}: expected field=value items, e.g. gradient_checkpointing=true")
+        out[key.strip()] = yaml.safe_load(raw.strip()) if raw.strip() else None
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- progress
@@ -175,14 +226,38 @@ def build_folder_once(final: Path, build: Callable[[Path], Any], *, marker: str)
 
 
 def resolve_benchmark(cfg: RunConfig) -> Path:
-    """`cfg.data` when given (checked), else the embedded benchmark."""
+    """`cfg.data` when given (checked: it must hold the training split), else the embedded benchmark."""
     if cfg.data:
+        from kidsql.data.load import evaluation_splits, load_benchmark
+
         path = Path(cfg.data)
-        if not (path / "train.json").is_file() or not (path / "tokenizer").is_dir():
-            raise KidsqlError(f"{path}: needs train.json and tokenizer/ (tiny models are sized to it); "
-                              "pass a folder from `kidsql data synth` or drop --data")
+        if not path.exists():
+            raise KidsqlError(f"--data {path}: folder not found; pass a Spider/BIRD folder or drop --data")
+        try:
+            load_benchmark(path, cfg.train_split, use_evidence=cfg.use_evidence)
+        except KidsqlError as err:
+            have = ", ".join(evaluation_splits(path)) or "none"
+            raise KidsqlError(f"--data {path}: no usable training split {cfg.train_split!r} ({err}); other splits: "
+                              f"{have}; pass --train_split NAME") from None
         return path
     return ensure_benchmark(cfg.bench_size, cfg.bench_seed)
+
+
+def run_tokenizer(bench_dir: Path, student: str, teacher: Path | str | None = None) -> str:
+    """The tokenizer of a job's runs. It comes from the models: the student's folder (or hub id); a student built
+    from scratch (tiny:...) takes the benchmark's own tokenizer (the embedded benchmark ships one), else the
+    teacher's. Teacher and student tokenizers are checked against each other before training (`kidsql.models`)."""
+    from kidsql.models import TINY_PREFIX, has_tokenizer, is_hub_id
+
+    if not student.startswith(TINY_PREFIX):
+        if has_tokenizer(student) or is_hub_id(student):
+            return student
+    bench_tokenizer = Path(bench_dir) / "tokenizer"
+    if not bench_tokenizer.is_dir() and teacher is not None and (has_tokenizer(teacher)
+                                                                  or is_hub_id(str(teacher))):
+        return str(teacher)
+    return str(bench_tokenizer)  # when absent, loading it is the one-line error that names the folder
+
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -191,12 +266,13 @@ def resolve_benchmark(cfg: RunConfig) -> Path:
 def distill_config(bench_dir: Path, method: str, student: str, output_dir: Path, budget: Budget, *,
                    teacher: Path | str | None = None, seed: int = 0, resume: str | None = None,
                    overrides: dict[str, Any] | None = None) -> DistillConfig:
-    """The `DistillConfig` of one run of demo/bench: every method gets the same budget."""
-    from kidsql.distill.config import DistillConfig
+    """The `DistillConfig` of one run of demo/bench: every method gets the same budget; `overrides` (the job's
+    `RunConfig.run_overrides()`, a variant's options) win over it, as on the command line."""
+    from kidsql.distill.config import load_config
 
-    return DistillConfig(
-        method=method, teacher=str(teacher) if teacher else None, student=student,
-        tokenizer=str(Path(bench_dir) / "tokenizer"), data=str(bench_dir), split="train", limit=budget.train_limit,
+    values: dict[str, Any] = dict(
+        method=method, teacher=str(teacher) if teacher else None, student=student, data=str(bench_dir),
+        split="train", limit=budget.train_limit,
         output_dir=str(output_dir), learning_rate=budget.learning_rate, max_steps=budget.max_steps,
         per_device_train_batch_size=budget.batch_size, seed=seed, max_prompt_tokens=budget.max_prompt_tokens,
         max_sql_tokens=budget.max_sql_tokens, logging_steps=max(1, budget.max_steps // 10),
@@ -204,16 +280,23 @@ def distill_config(bench_dir: Path, method: str, student: str, output_dir: Path,
         gen_max_new_tokens=budget.max_new_tokens, gen_batch_size=budget.gen_batch_size,
         num_sample_values=budget.num_sample_values, matched_values=budget.matched_values,
         warmup_steps=budget.warmup_steps, lr_scheduler_type=budget.lr_scheduler_type,
-        **(overrides or {}),
     )
+    values.update(overrides or {})
+    values.setdefault("tokenizer", None)
+    values["tokenizer"] = values["tokenizer"] or run_tokenizer(bench_dir, student, teacher)
+    return load_config(None, **values)
 
 
-def teacher_key(bench_dir: Path, spec: str, budget: Budget, seed: int = 0) -> str:
-    """Hash of everything that determines the teacher: benchmark path, model spec, budget, seed, version."""
+def teacher_key(bench_dir: Path, spec: str, budget: Budget, seed: int = 0,
+                overrides: dict[str, Any] | None = None) -> str:
+    """Hash of everything that determines the teacher: benchmark path, model spec, budget, seed, the job's run
+    options (training split, LoRA, ...) when there are any, version."""
     import kidsql
 
     ident = {"bench": str(Path(bench_dir).resolve()), "spec": spec, "budget": dataclasses.asdict(budget),
              "seed": seed, "version": kidsql.__version__}
+    if overrides and overrides != {"split": "train", "use_evidence": True}:
+        ident["overrides"] = {k: str(v) for k, v in sorted(overrides.items())}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -221,12 +304,17 @@ def resolve_teacher(bench_dir: Path, cfg: RunConfig) -> Path:
     """The teacher of a demo/bench run: `cfg.teacher` as given when `teacher_steps` is 0 (a model fine-tuned
     elsewhere, as the paper's teachers are), else an SFT teacher trained (once, cached) by `ensure_teacher`."""
     if cfg.teacher_steps == 0:
+        from kidsql.models import is_hub_id
+
         path = Path(cfg.teacher)
-        if cfg.teacher.startswith("tiny:") or not (path / "config.json").is_file():
+        if is_hub_id(cfg.teacher) and not path.exists():
+            return path
+        if cfg.teacher.startswith("tiny:") or not ((path / "config.json").is_file()
+                                                     or (path / "adapter_config.json").is_file()):
             raise KidsqlError(f"--teacher {cfg.teacher}: with --teacher_steps 0 the teacher must be a trained model "
-                              "folder (with config.json); pass one or give --teacher_steps N to train it")
+                              "folder (with config.json) or a hub id; pass one or give --teacher_steps N to train it")
         return path
-    return ensure_teacher(bench_dir, cfg.teacher, teacher_budget(cfg), seed=cfg.seed)
+    return ensure_teacher(bench_dir, cfg.teacher, teacher_budget(cfg), seed=cfg.seed, overrides=cfg.run_overrides())
 
 
 def teacher_origin(cfg: RunConfig) -> str:
@@ -234,17 +322,18 @@ def teacher_origin(cfg: RunConfig) -> str:
     return "used as given" if cfg.teacher_steps == 0 else f"{cfg.teacher_steps} SFT steps"
 
 
-def ensure_teacher(bench_dir: Path, spec: str, budget: Budget, *, seed: int = 0) -> Path:
+def ensure_teacher(bench_dir: Path, spec: str, budget: Budget, *, seed: int = 0,
+                   overrides: dict[str, Any] | None = None) -> Path:
     """A teacher fine-tuned with SFT, cached under `cache_dir()/teachers/<key>`; returns its model folder."""
     from kidsql.paths import cache_dir
 
-    run_dir = cache_dir() / "teachers" / teacher_key(bench_dir, spec, budget, seed)
+    run_dir = cache_dir() / "teachers" / teacher_key(bench_dir, spec, budget, seed, overrides)
     model_dir = run_dir / "final"
     done = run_dir / "train_result.json"
     if done.is_file() and (model_dir / "config.json").is_file():
         print(f"teacher: reusing the cached teacher {model_dir}")
         return model_dir
-    config = distill_config(bench_dir, "sft", spec, run_dir, budget, seed=seed, resume="auto")
+    config = distill_config(bench_dir, "sft", spec, run_dir, budget, seed=seed, resume="auto", overrides=overrides)
     _train(config)
     return model_dir
 
@@ -275,7 +364,7 @@ def resolve_student(spec: str, teacher_dir: Path) -> str:
     return str(out)
 
 
-def train_student(bench_dir: Path, method: str, student: str, teacher_dir: Path | None, output_dir: Path,
+def train_student(bench_dir: Path, method: str, student: str, teacher_dir: Path | str | None, output_dir: Path,
                   budget: Budget, *, seed: int = 0, overrides: dict[str, Any] | None = None,
                   callbacks: list[Any] | None = None, resume: str | None = None) -> TrainResult:
     """Distil one student; `resume="auto"` continues an interrupted run from its last checkpoint."""
@@ -295,43 +384,50 @@ def _train(config: DistillConfig, callbacks: list[Any] | None = None) -> TrainRe
 
 def split_prompts(bench_dir: Path, split: str, tokenizer: Any, *, limit: int | None = None,
                   max_prompt_tokens: int = 1024, num_sample_values: int = 0,
-                  matched_values: bool = True) -> tuple[list[str], list[str]]:
+                  matched_values: bool = True, use_evidence: bool = True) -> tuple[list[str], list[str]]:
     """Prompts and gold SQL of a split, built by the trainer's own helper (identical to training prompts): what
     the learning-curve callback evaluates a model that is still training (it has no saved options yet)."""
     from kidsql.distill.config import DistillConfig
     from kidsql.distill.trainer import build_split_prompts
 
     config = DistillConfig(data=str(bench_dir), split=split, limit=limit, max_prompt_tokens=max_prompt_tokens,
-                           num_sample_values=num_sample_values, matched_values=matched_values)
+                           num_sample_values=num_sample_values, matched_values=matched_values,
+                           use_evidence=use_evidence)
     return build_split_prompts(config, tokenizer)
 
 
-def split_examples(bench_dir: Path, split: str, limit: int | None = None) -> tuple[list[Example], Any]:
+def split_examples(bench_dir: Path, split: str, limit: int | None = None, *,
+                   use_evidence: bool = True) -> tuple[list[Example], Any]:
     """The gold examples of a split (first `limit`) and the loaded `Benchmark`."""
     from kidsql.data.load import load_benchmark
 
-    bench = load_benchmark(Path(bench_dir), split)
+    bench = load_benchmark(Path(bench_dir), split, use_evidence=use_evidence)
     return (bench.examples[:limit] if limit else bench.examples), bench
 
 
 def predict(model_dir: Path, bench_dir: Path, split: str, limit: int | None = None, *, max_new_tokens: int = 96,
-            batch_size: int = 16, model: Any = None, tokenizer: Any = None) -> list[str]:
+            batch_size: int = 16, model: Any = None, tokenizer: Any = None, use_evidence: bool = True) -> list[str]:
     """Greedy SQL for the first `limit` examples of `split`, through `kidsql.predict` (the CLI's own path); pass
     `model`/`tokenizer` to predict several splits with one loaded model."""
     from kidsql.predict import predict_examples
 
-    examples, bench = split_examples(bench_dir, split, limit)
+    examples, bench = split_examples(bench_dir, split, limit, use_evidence=use_evidence)
     return predict_examples(model_dir, bench, examples, max_new_tokens=max_new_tokens, batch_size=batch_size,
                             model=model, tokenizer=tokenizer)
 
 
 def score(bench_dir: Path, split: str, preds: list[str], *, limit: int | None = None, workers: int | None = None,
-          metrics: tuple[str, ...] = ("ex", "ts", "em"), show_progress: bool = True) -> EvalReport:
-    """EX/TS/EM of `preds` on the first `limit` examples of `split`; TS over `database/<db_id>/*.sqlite`."""
+          metrics: tuple[str, ...] = ("ex", "ts", "em"), show_progress: bool = True,
+          use_evidence: bool = True) -> EvalReport:
+    """EX/TS/EM of `preds` on the first `limit` examples of `split`; TS over `<db_dir>/<db_id>/*.sqlite` (the
+    split's database folder: `database/` in Spider, `<split>_databases/` in BIRD, compared with BIRD's set
+    semantics there)."""
+    from kidsql.data.load import detect_kind, split_folder
     from kidsql.evaluate import evaluate
 
-    examples, bench = split_examples(bench_dir, split, limit)
-    return evaluate(examples, preds, Path(bench_dir) / "database", suite_dir=Path(bench_dir), metrics=metrics,
+    examples, bench = split_examples(bench_dir, split, limit, use_evidence=use_evidence)
+    semantics = "bird" if detect_kind(split_folder(Path(bench_dir), split), split) == "bird" else "spider"
+    return evaluate(examples, preds, bench.db_dir, suite_dir=bench.db_dir, metrics=metrics, semantics=semantics,
                     schemas=bench.schemas, workers=workers, show_progress=show_progress)
 
 
@@ -346,49 +442,17 @@ def summary_metrics(report: EvalReport) -> dict[str, float | int | None]:
 
 def dev_curve_callback(bench_dir: Path, tokenizer: Any, path: Path, *, every: int, size: int, split: str = "dev",
                        max_prompt_tokens: int = 1024, max_new_tokens: int = 96, batch_size: int = 16,
-                       num_sample_values: int = 0, matched_values: bool = True) -> Any:
-    """A TrainerCallback: every `every` steps, greedy SQL for the first `size` examples of `split`, scored by
-    execution (EX), appended as {"step", "ex"} to `path` (JSON lines). Points are written as they are made, so a
-    resumed run keeps the points of its first part. The model is the live one from the callback kwargs."""
-    from transformers import TrainerCallback
-
-    from kidsql.evaluate import evaluate
-    from kidsql.generate import generate_sql
+                       num_sample_values: int = 0, matched_values: bool = True, use_evidence: bool = True) -> Any:
+    """A TrainerCallback (`kidsql.distill.exec_eval.ExecutionEval`): every `every` steps, greedy SQL for the first
+    `size` examples of `split`, scored by execution (EX), appended as {"step", "ex"} to `path` (JSON lines)."""
+    from kidsql.distill.exec_eval import ExecutionEval
 
     prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=size, max_prompt_tokens=max_prompt_tokens,
-                               num_sample_values=num_sample_values, matched_values=matched_values)
-    examples, bench = split_examples(bench_dir, split, size)
-    db_dir = Path(bench_dir) / "database"
-
-    class _DevCurve(TrainerCallback):
-        """Marks the step in on_step_end and evaluates at the NEXT step's begin (or at train end): the trainer's
-        SpeedMeter comes after user callbacks, so evaluating in on_step_end would count as training time."""
-
-        pending: int | None = None
-
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - TrainerCallback signature
-            if every > 0 and state.global_step % every == 0 and state.is_world_process_zero:
-                self.pending = state.global_step
-
-        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-            self._flush(kwargs["model"])
-
-        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            self._flush(kwargs["model"])
-
-        def _flush(self, model: Any) -> None:
-            if self.pending is None:
-                return
-            step, self.pending = self.pending, None
-            preds = generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                 show_progress=False)
-            report = evaluate(examples, preds, db_dir, metrics=("ex",), schemas=bench.schemas, workers=1,
-                              show_progress=False)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"step": step, "ex": report.summary()["all"]["ex"]}) + "\n")
-
-    return _DevCurve()
+                               num_sample_values=num_sample_values, matched_values=matched_values,
+                               use_evidence=use_evidence)
+    examples, bench = split_examples(bench_dir, split, size, use_evidence=use_evidence)
+    return ExecutionEval(prompts, examples, bench, tokenizer, every=every, path=path, max_new_tokens=max_new_tokens,
+                         batch_size=batch_size)
 
 
 def read_curve(path: Path) -> list[list[float]]:

@@ -4,7 +4,8 @@ Why one function: a model must be evaluated on exactly the prompts it was traine
 kidsql holds `prompt_options.json` (the `PromptOptions` fields of its training run) and those win. A folder
 without one (a model trained elsewhere) gets the product defaults, with the prompt budget set to the model's
 context minus the SQL it may write, counted by its own tokenizer, so long schemas shrink the documented way
-(`kidsql.prompts`) instead of being cut blindly.
+(`kidsql.prompts`) instead of being cut blindly. A saved budget that leaves no room for the SQL within the
+model's positions is lowered, with a warning, and the number of shortened prompts is printed.
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ def inference_prompt_options(saved: dict[str, Any], tokenizer: Any, model: Any, 
     room for the SQL."""
     from kidsql.prompts import PromptOptions, token_counter
 
+    import warnings
+
+    from kidsql.models import max_positions
+
     saved = dict(saved)
-    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    limit = max_positions(model) if model is not None else None
     if limit and saved.get("max_prompt_tokens") is None:
         saved["max_prompt_tokens"] = max(limit - max_new_tokens, 1)
+    elif limit and saved["max_prompt_tokens"] + max_new_tokens > limit:
+        room = max(limit - max_new_tokens, 1)
+        warnings.warn(f"prompt budget {saved['max_prompt_tokens']} + {max_new_tokens} new tokens exceed the model's "
+                      f"{limit} positions: the prompt budget is lowered to {room}", stacklevel=2)
+        saved["max_prompt_tokens"] = room
     return PromptOptions(**saved, count_tokens=token_counter(tokenizer))
 
 
@@ -46,11 +56,15 @@ def predict_examples(model_dir: Path | str, bench: Benchmark, examples: list[Exa
                      show_progress: bool = True) -> list[str]:
     """Greedy SQL for `examples` of `bench` (pass `model`/`tokenizer` to skip loading them from `model_dir`)."""
     from kidsql.generate import generate_sql
-    from kidsql.prompts import build_prompts, read_prompt_options
+    from kidsql.prompts import PromptStats, build_prompts, read_prompt_options
 
     saved = read_prompt_options(Path(model_dir))  # a bad file fails before any slow loading
     if model is None or tokenizer is None:
         model, tokenizer = load_for_inference(model_dir, dtype)
-    prompts = build_prompts(bench, examples, inference_prompt_options(saved, tokenizer, model, max_new_tokens))
+    options = inference_prompt_options(saved, tokenizer, model, max_new_tokens)
+    stats = PromptStats()
+    prompts = build_prompts(bench, examples, options, stats=stats)
+    if show_progress or stats.shortened:
+        print(f"{bench.name}: {stats.line(options.max_prompt_tokens)}")
     return generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                         show_progress=show_progress)

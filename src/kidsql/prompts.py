@@ -32,6 +32,11 @@ Relevance of a column: 2 per name word found in the question (a question word st
 letters counts, for German compounds) + 3 when it has matched values; of a table: 2 per table-name word found +
 its best column. Foreign-key and matched-value lines of dropped columns go with them. If even the question alone
 is over budget the shortest prompt is returned (the budget is best effort only then).
+
+At training time the gold SQL is known, and `keep_gold=True` never drops what it uses (`gold_items`): every
+column whose name the SQL mentions in a table it mentions, and at least one column of each such table. A
+model trained on prompts that lack the gold's columns would learn to invent names. `PromptStats` counts the
+prompts that were shortened and those still over budget, so a run reports them instead of cutting silently.
 """
 
 from __future__ import annotations
@@ -54,6 +59,19 @@ def whitespace_tokens(text: str) -> int:
 def token_counter(tokenizer: object) -> Callable[[str], int]:
     """The budget's counter for a real model: the number of ids its tokenizer gives the prompt."""
     return lambda text: len(tokenizer(text)["input_ids"])  # type: ignore[operator]
+
+
+@dataclass
+class PromptStats:
+    """How many prompts of a split were shortened to the budget, and how many stayed over it (best effort)."""
+
+    total: int = 0
+    shortened: int = 0
+    over_budget: int = 0
+
+    def line(self, budget: int | None) -> str:
+        return (f"prompts: {self.shortened} of {self.total} shortened to fit {budget} tokens"
+                + (f", {self.over_budget} still over it (cut from the start)" if self.over_budget else ""))
 
 
 @dataclass(frozen=True)
@@ -214,21 +232,49 @@ def _values_for(
     return samples, matched
 
 
-def build_prompt(example: Example, schema: Schema, db_path: Path | None, options: PromptOptions | None = None) -> str:
-    """The CodeS-style prompt for one example, ending with `SQL_START` (see the module docstring)."""
+def gold_items(sql: str, schema: Schema) -> set[Key]:
+    """The schema columns a SQL query uses, read from its identifiers: each column whose name occurs in the
+    query, in a table whose name occurs in it, plus the first column of a mentioned table none of whose columns
+    occurs (`SELECT count(*) FROM t` still needs `t`). Over-approximate on purpose: keeping a column too many
+    costs a few tokens, dropping a used one teaches the model to invent names."""
+    idents = {m.casefold() for m in re.findall(r"[^\W\d]\w*", sql)}
+    idents |= {m.casefold() for q in re.findall(r'`([^`]+)`|"([^"]+)"|\[([^\]]+)\]', sql) for m in q if m}
+    keep: set[Key] = set()
+    for table in schema.tables:
+        if table.name.casefold() not in idents or not table.columns:
+            continue
+        used = {_key(c.table, c.name) for c in table.columns if c.name.casefold() in idents}
+        keep |= used or {_key(table.columns[0].table, table.columns[0].name)}
+    return keep
+
+
+def build_prompt(example: Example, schema: Schema, db_path: Path | None, options: PromptOptions | None = None,
+                 *, keep_gold: bool = False, stats: PromptStats | None = None) -> str:
+    """The CodeS-style prompt for one example, ending with `SQL_START` (see the module docstring); with
+    `keep_gold`, nothing the gold SQL uses is dropped; `stats` counts a shortened or over-budget prompt."""
     options = options or PromptOptions()
     samples, matched = _values_for(schema, db_path, example, options)
     full = _render(schema, set(), samples, matched, example)
     budget = options.max_prompt_tokens
+    if stats is not None:
+        stats.total += 1
     if budget is None or options.count_tokens(full) <= budget:
         return full
     steps = _drop_steps(schema, matched, f"{example.question} {example.evidence}")
+    if keep_gold:
+        protected = gold_items(example.sql, schema)
+        steps = [s - protected for s in steps]
+        steps = [s for s in steps if s]
 
     def prompt_after(k: int) -> str:
         return _render(schema, set().union(*steps[:k]), samples, matched, example)
 
+    if stats is not None:
+        stats.shortened += 1
     lo, hi = 0, len(steps)  # invariant: lo does not fit; hi fits (or is the shortest prompt there is)
     if options.count_tokens(prompt_after(hi)) > budget:
+        if stats is not None:
+            stats.over_budget += 1
         return prompt_after(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -248,8 +294,10 @@ _SAVED_FIELDS = ("num_sample_values", "with_values", "with_matched_values", "max
                  "max_prompt_tokens")
 
 
-def build_prompts(bench: Benchmark, examples: list[Example], options: PromptOptions | None = None) -> list[str]:
-    """Prompts for `examples` of `bench`, in order, with a progress bar on long splits."""
+def build_prompts(bench: Benchmark, examples: list[Example], options: PromptOptions | None = None, *,
+                  keep_gold: bool = False, stats: PromptStats | None = None) -> list[str]:
+    """Prompts for `examples` of `bench`, in order, with a progress bar on long splits (`keep_gold`, `stats`: see
+    `build_prompt`)."""
     from tqdm.auto import tqdm
 
     from kidsql.errors import KidsqlError
@@ -259,7 +307,8 @@ def build_prompts(bench: Benchmark, examples: list[Example], options: PromptOpti
         if ex.db_id not in bench.schemas:
             raise KidsqlError(f"{bench.name}: no schema for db_id {ex.db_id!r}; add it to tables.json")
         db_path = bench.db_path(ex.db_id)
-        prompts.append(build_prompt(ex, bench.schemas[ex.db_id], db_path if db_path.is_file() else None, options))
+        prompts.append(build_prompt(ex, bench.schemas[ex.db_id], db_path if db_path.is_file() else None, options,
+                                    keep_gold=keep_gold, stats=stats))
     return prompts
 
 

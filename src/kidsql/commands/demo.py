@@ -103,6 +103,7 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
         raise KidsqlError(f"{students_dir}: holds the students of an interrupted demo; pass --force to train them "
                           "again or choose another --out")
     methods = parse_methods(cfg.methods)
+    cfg.check()
     stages = P.Stages(3 + len(methods))
 
     stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
@@ -118,16 +119,17 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
         if cfg.force and run_dir.exists():
             shutil.rmtree(run_dir)
         trained[method] = P.train_student(bench, method, student, teacher_dir, run_dir, P.student_budget(cfg),
-                                          seed=cfg.seed)
+                                          seed=cfg.seed, overrides=cfg.run_overrides())
 
     stages("evaluate teacher and students on dev (execution)")
     models = [("teacher", teacher_dir)] + [(m, r.model_dir) for m, r in trained.items()]
     scored: dict[str, dict[str, Any]] = {}
     for name, model_dir in models:
         preds = P.predict(model_dir, bench, "dev", cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
-                          batch_size=cfg.gen_batch_size)
+                          batch_size=cfg.gen_batch_size, use_evidence=cfg.use_evidence)
         pred_file = write_json(out / "predictions" / f"{name}_dev.json", preds)
-        report = P.score(bench, "dev", preds, limit=cfg.eval_limit, workers=cfg.eval_workers)
+        report = P.score(bench, "dev", preds, limit=cfg.eval_limit, workers=cfg.eval_workers,
+                         use_evidence=cfg.use_evidence)
         scored[name] = {"metrics": P.summary_metrics(report), "predictions": str(pred_file), "model_dir": str(model_dir)}
 
     sft_time = trained["sft"].mean_step_time_s if "sft" in trained else None

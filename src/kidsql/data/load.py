@@ -4,6 +4,10 @@ The layout is detected from the files present (see `detect_kind`), so the CLI ta
 and never asks the user what kind of benchmark it is. Schemas come from the layout's tables.json; a db_id it
 lacks (or a layout without one) is read from the SQLite file itself, and only an example whose database is
 neither described nor present is an error.
+
+Folders are taken as they ship: BIRD's `train/` and `dev/` sub-folders (each with `<split>.json`,
+`<split>_tables.json`, `<split>_databases/`) are found from the root folder, and Spider's training set, shipped
+as `train_spider.json` + `train_others.json`, is the split "train" (see `kidsql.data.spider`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,32 @@ from kidsql.data.types import Benchmark, Example, Schema
 from kidsql.errors import KidsqlError
 
 KINDS = ("auto", "spider", "bird", "jsonl")
+
+
+def split_folder(path: Path, split: str) -> Path:
+    """The folder that holds `split`: `path` itself, or BIRD's `path/<split>/` sub-folder as shipped."""
+    path = Path(path)
+    sub = path / split
+    if path.is_dir() and not (path / f"{split}.json").is_file() and (sub / f"{split}.json").is_file():
+        return sub
+    return path
+
+
+def evaluation_splits(path: Path, train_split: str = "train") -> list[str]:
+    """The question splits a folder holds besides the training ones, in a stable order (dev first): the splits a
+    bench evaluates on by default. Spider's `train_spider`/`train_others` count as training."""
+    path = Path(path)
+    if path.is_file():
+        return [path.stem]
+    names = set(list_splits(path)) if _has_questions(path) else set()
+    names |= {p.name for p in path.iterdir() if p.is_dir() and (p / f"{p.name}.json").is_file()}
+    training = {train_split, "train", "train_spider", "train_others"}
+    rest = sorted(n for n in names if n not in training)
+    return sorted(rest, key=lambda n: (not n.startswith("dev"), n))
+
+
+def _has_questions(path: Path) -> bool:
+    return any(path.glob("*.json")) or any(path.glob("*.jsonl"))
 
 
 def detect_kind(path: Path, split: str = "dev") -> str:
@@ -97,6 +127,7 @@ def load_benchmark(
     path = Path(path)
     if kind not in KINDS:
         raise KidsqlError(f"--kind {kind!r} is unknown; use one of {', '.join(KINDS)}")
+    root, path = path, split_folder(path, split)
     if kind == "auto":
         kind = detect_kind(path, split)
     if kind == "jsonl":
@@ -112,6 +143,6 @@ def load_benchmark(
                 e.evidence = ""
     final_db_dir = Path(db_dir) if db_dir is not None else found_db_dir
     _fill_schemas(examples, schemas, final_db_dir, path, kind)
-    name = f"{path.stem if path.is_file() else path.name}/{split}"
+    name = f"{root.stem if root.is_file() else root.name}/{split}"
     return Benchmark(name=name, examples=examples, schemas=schemas, db_dir=final_db_dir)
 

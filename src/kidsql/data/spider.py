@@ -2,6 +2,8 @@
 
 Layout: `<dir>/<split>.json` (a JSON list of {db_id, question, query, ...}), `<dir>/tables.json`,
 `<dir>/database/<db_id>/<db_id>.sqlite`. Any `<split>.json` is a split (dev, train_spider, dev_syn, ...).
+Spider ships its training set as two files; the split "train", when there is no `train.json`, is
+`train_spider.json` followed by `train_others.json` (`TRAIN_PARTS`), as every Spider paper trains on both.
 BIRD's `*_tables.json` uses the same schema format, so `load_tables` serves both.
 """
 
@@ -16,6 +18,8 @@ from kidsql.errors import KidsqlError
 
 # JSON files in a benchmark folder that are not splits.
 NON_SPLIT_JSON = {"tables"}
+# What the split "train" is in Spider as shipped (no train.json): these files, in this order, where present.
+TRAIN_PARTS = ("train_spider", "train_others")
 
 
 def read_json(path: Path) -> Any:
@@ -143,10 +147,12 @@ def load_spider_split(bench_dir: Path, split: str) -> tuple[list[Example], dict[
     """(examples, schemas from tables.json (may be empty), database folder) of a Spider-layout split."""
     bench_dir = Path(bench_dir)
     split_file = bench_dir / f"{split}.json"
-    if not split_file.is_file():
+    parts = [bench_dir / f"{p}.json" for p in TRAIN_PARTS] if split == "train" and not split_file.is_file() else []
+    parts = [p for p in parts if p.is_file()] or [split_file]
+    if not parts[0].is_file():
         have = ", ".join(list_splits(bench_dir)) or "none"
         raise KidsqlError(f"{split_file}: split {split!r} not found; splits present: {have}")
-    examples = read_examples(split_file, split)
+    examples = [e for part in parts for e in read_examples(part, split if len(parts) == 1 else part.stem)]
     tables = bench_dir / "tables.json"
     schemas = load_tables(tables) if tables.is_file() else {}
     return examples, schemas, bench_dir / "database"

@@ -6,6 +6,12 @@ not supported there), and a flat YAML file is the easiest to read and diff. Pref
 method's defaults (see `kidsql.distill.methods`).
 
 Precedence: dataclass defaults < the YAML file (`--config`) < options given on the command line.
+
+Every other `transformers.TrainingArguments` field passes through unmapped, as TRL's configs (which extend
+`TrainingArguments`) allow: `--gradient_checkpointing`, `--report_to tensorboard`, `--optim adafactor`, or the
+same keys in the YAML file, land in `trainer_options` and go to `TrainingArguments` as they are. The fields below
+that share a name with a `TrainingArguments` field (learning_rate, seed, ...) are passed on by the trainer;
+`bf16` adds "auto".
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
+from kidsql.config import add_dataclass_arguments, add_fields_arguments, build_dataclass, given_fields, read_options
 
 
 def _h(text: str, default: Any = dataclasses.MISSING) -> Any:
@@ -67,13 +73,25 @@ class DistillConfig:
     save_total_limit: int | None = _h("keep at most N checkpoints", 2)
     resume: str | None = _h("resume: 'auto' (latest checkpoint in output_dir; a finished run is reused) or a "
                             "checkpoint folder; without it a folder holding a run is refused (see --force)")
-    save_final: bool = _h("save the trained model to output_dir/final", True)
+    save_final: bool = _h("save the trained model to output_dir/final (--no_save_final: no checkpoint is written "
+                          "at all)", True)
     cache_dir: str | None = _h("cache of teacher-generated sequences (default: kidsql cache dir)")
     # LoRA
     lora: bool = _h("train LoRA adapters instead of all weights", False)
     lora_r: int = _h("LoRA rank (paper: 64)", 64)
     lora_alpha: int = _h("LoRA alpha (paper: 32)", 32)
     lora_dropout: float = _h("LoRA dropout", 0.05)
+    # models
+    student_dtype: str | None = _h("dtype of the student: auto (bf16 on a CUDA device that has it, else fp32) | "
+                                   "float32 | bfloat16 | float16; default: auto with LoRA, float32 without")
+    teacher_dtype: str = _h("dtype of the frozen teacher: auto | float32 | bfloat16 | float16", "auto")
+    attn_implementation: str | None = _h("attention kernel of both models (transformers: eager, sdpa, "
+                                         "flash_attention_2); default: the model's own choice")
+    # evaluation by execution during training
+    exec_eval_split: str | None = _h("every exec_eval_steps steps, greedy SQL for the first exec_eval_limit "
+                                     "examples of this split, scored by execution; logged as exec_ex")
+    exec_eval_steps: int = _h("steps between executions of exec_eval_split (0: never)", 0)
+    exec_eval_limit: int = _h("examples of exec_eval_split evaluated each time", 64)
     # method overrides (None: the method's default)
     divergence: str | None = _h("override the divergence: fkl, rkl, jsd, tvd, skl, srkl, none")
     mle_weight: float | None = _h("override the weight of the MLE term")
@@ -95,6 +113,9 @@ class DistillConfig:
     gen_batch_size: int = _h("batch size of the teacher's one-off generation", 16)
     force: bool = _h("replace a finished or interrupted run in output_dir (its checkpoints, final/ and "
                      "train_result.json) and train from scratch", False)
+    # every other TrainingArguments field (not a command-line option of its own: the pass-through fills it)
+    trainer_options: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "other transformers.TrainingArguments fields, passed on as they are"})
 
     def __post_init__(self) -> None:
         from kidsql.validate import check_options
@@ -107,16 +128,43 @@ class DistillConfig:
         return {n: getattr(self, n) for n in names}
 
 
+# TrainingArguments fields the trainer sets itself from DistillConfig fields or fixes for its batches
+_FIXED_TRAINING_ARGS = frozenset({"output_dir", "remove_unused_columns", "train_sampling_strategy", "use_cpu",
+                                  "data_seed"})
+
+
+def passthrough_fields() -> dict[str, Any]:
+    """{name: dataclasses.Field} of the TrainingArguments fields that are not DistillConfig fields."""
+    from transformers import TrainingArguments
+
+    own = {f.name for f in dataclasses.fields(DistillConfig)}
+    return {f.name: f for f in dataclasses.fields(TrainingArguments)
+            if f.init and f.name not in own and f.name not in _FIXED_TRAINING_ARGS and not f.name.startswith("_")}
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> DistillConfig:
-    """Defaults < YAML file at `path` < `overrides`; unknown keys are a one-line error naming the file."""
-    return load_dataclass(DistillConfig, path, **overrides)
+    """Defaults < YAML file at `path` < `overrides`; TrainingArguments fields go to `trainer_options`; unknown
+    keys are a one-line error naming the file."""
+    values = read_options(path)
+    values.update(overrides)
+    passthrough = passthrough_fields()
+    extra = {k: values.pop(k) for k in list(values) if k in passthrough}
+    if extra:
+        values["trainer_options"] = {**(values.get("trainer_options") or {}), **extra}
+    return build_dataclass(DistillConfig, values, path)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
-    """Add `--config` and one option per DistillConfig field to `parser` (see `kidsql.config`)."""
-    add_dataclass_arguments(parser, DistillConfig, skip=skip)
+    """Add `--config`, one option per DistillConfig field, and one per other TrainingArguments field (the
+    pass-through, listed last in --help) to `parser` (see `kidsql.config`)."""
+    add_dataclass_arguments(parser, DistillConfig, skip=skip + ("trainer_options",))
+    group = parser.add_argument_group("other transformers.TrainingArguments fields (passed on as they are)")
+    add_fields_arguments(group, passthrough_fields().values())
 
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The DistillConfig fields present in a namespace parsed by a parser from `add_config_arguments`."""
-    return given_fields(args, DistillConfig)
+    """The DistillConfig fields (and TrainingArguments fields) present in a namespace parsed by a parser from
+    `add_config_arguments`."""
+    out = given_fields(args, DistillConfig)
+    out.update({k: getattr(args, k) for k in passthrough_fields() if hasattr(args, k)})
+    return out

@@ -49,6 +49,7 @@ from kidsql.distill.sequences import PromptPrefix, align_sql, imperfect_sequence
 from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.errors import KidsqlError
 from kidsql.memory import peak_memory, reset_peak_memory
+from kidsql.prompts import PromptStats
 from kidsql.run_folder import Plan, clear_run, locked, plan_run
 
 
@@ -299,7 +300,10 @@ def _deepspeed_inference(model: Any, accelerator: Any) -> Any:
 
 
 def training_arguments(config: DistillConfig, **extra: Any) -> Any:
-    """TrainingArguments from a DistillConfig (bf16 "auto": on where a CUDA device supports it)."""
+    """TrainingArguments from a DistillConfig (bf16 "auto": on where a CUDA device supports it), plus every other
+    TrainingArguments field in `config.trainer_options` as given. `--no_save_final` saves nothing at all (no
+    checkpoints either); gradient checkpointing defaults to the non-reentrant kind, which works with frozen
+    embeddings (LoRA) without making the inputs require gradients."""
     from transformers import TrainingArguments
 
     bf16 = {"true": True, "false": False}.get(str(config.bf16).lower())
@@ -307,6 +311,42 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
         if str(config.bf16).lower() != "auto":
             raise KidsqlError(f"bf16 {config.bf16!r}: use auto, true or false")
         bf16 = cpu_or_cuda_bf16()
+    options = dict(config.trainer_options or {})
+    for flag in ("gradient_checkpointing", "activation_checkpointing"):  # the second: transformers' newer name
+        if options.get(flag) and not options.get(f"{flag}_kwargs"):
+            options[f"{flag}_kwargs"] = {"use_reentrant": False}
+    if not config.save_final:
+        options["save_strategy"] = "no"
+    options.setdefault("report_to", "none")
+    options.update(extra)
+    _check_report_to(options["report_to"])
+    try:
+        return _training_arguments(config, bf16, options)
+    except (TypeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise KidsqlError(f"invalid training options ({first}); fix the option named there") from err
+
+
+# report_to backends kidsql documents, and the package each needs (installed with `pip install kidsql[<extra>]`)
+_REPORT_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", None),
+                    "mlflow": ("mlflow", None)}
+
+
+def _check_report_to(report_to: Any) -> None:
+    """A one-line error naming the install command when a report_to backend's package is missing."""
+    import importlib.util
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    for name in names:
+        package, extra = _REPORT_PACKAGES.get(str(name), (None, None))
+        if package and importlib.util.find_spec(package) is None:
+            how = f"pip install 'kidsql[{extra}]'" if extra else f"pip install {package}"
+            raise KidsqlError(f"report_to {name}: the {package} package is not installed; {how}, or drop report_to")
+
+
+def _training_arguments(config: DistillConfig, bf16: bool, options: dict[str, Any]) -> Any:
+    from transformers import TrainingArguments
+
     return TrainingArguments(
         output_dir=config.output_dir,
         per_device_train_batch_size=config.per_device_train_batch_size,
@@ -326,12 +366,9 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
         save_total_limit=config.save_total_limit,
         train_sampling_strategy="random" if config.shuffle else "sequential",
         remove_unused_columns=False,
-        report_to="none",
-        ddp_find_unused_parameters=False,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),  # without it accelerate never starts a multi-process CPU (gloo) run
-        **extra,
+        **{"ddp_find_unused_parameters": False, "dataloader_num_workers": 0,
+           "dataloader_pin_memory": torch.cuda.is_available(), **options},
     )
 
 
@@ -344,27 +381,45 @@ def cpu_or_cuda_bf16() -> bool:
     return bool(native and native())
 
 
+# KID's mask token when the tokenizer has no BOS (Qwen, GPT-2 style BPE without one): the first special token it
+# has, in this order. Never a new token: adding one would change the vocabulary the teacher and student share.
+MASK_FALLBACK = ("pad", "eos", "unk")
+
+
 def mask_token_id(tokenizer: Any, name: str) -> int:
-    """KID's mask token: "bos" (the paper), "eos", "unk", "pad", or a literal token of the vocabulary."""
+    """KID's mask token: "bos" (the paper), "eos", "unk", "pad", or a literal token of the vocabulary. "bos" on a
+    tokenizer without one falls back to pad, then eos, then unk (`MASK_FALLBACK`; `resolve_mask_token` says which)."""
+    return resolve_mask_token(tokenizer, name)[0]
+
+
+def resolve_mask_token(tokenizer: Any, name: str) -> tuple[int, str]:
+    """(id, what it is) of KID's mask token, e.g. (5, "pad '<|endoftext|>' (the tokenizer has no BOS)")."""
     special = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "unk": tokenizer.unk_token_id,
                "pad": tokenizer.pad_token_id}
+    if name == "bos" and special["bos"] is None:
+        for fallback in MASK_FALLBACK:
+            if special[fallback] is not None:
+                token = tokenizer.convert_ids_to_tokens(special[fallback])
+                return int(special[fallback]), f"{fallback} {token!r} (the tokenizer has no BOS)"
     tid = special[name] if name in special else tokenizer.convert_tokens_to_ids(name)
     if tid is None or (name not in special and tid == tokenizer.unk_token_id and name != tokenizer.unk_token):
         raise KidsqlError(f"kid_mask_token {name!r}: the tokenizer has no such token; use bos, eos, unk, pad or a vocab token")
-    return int(tid)
+    return int(tid), f"{name} {tokenizer.convert_ids_to_tokens(int(tid))!r}"
 
 
 def build_trainer(
     config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None
 ) -> DistillTrainer:
-    """Everything before `train()`: method, tokenizer, student (+LoRA), teacher (vocab-checked), data, features."""
+    """Everything before `train()`: method, tokenizer, student (+LoRA), teacher (vocab-checked), lengths checked
+    against the models' positions, data, features. What it resolved (mask token, prompt budget, shortened
+    prompts) is in `trainer.resolved`, which `run_distill` writes to `run_config.json`."""
     from accelerate import PartialState
     from transformers import set_seed
 
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.sequences import model_fingerprint, teacher_generated_sql
-    from kidsql.models import (LoraOptions, check_same_tokenizer, check_vocab_compatible, load_model, load_tokenizer,
-                               shared_vocab_size)
+    from kidsql.models import (LoraOptions, check_same_tokenizer, check_vocab_compatible, has_tokenizer, is_hub_id,
+                               load_model, load_tokenizer, shared_vocab_size)
     from kidsql.paths import cache_dir
     from kidsql.validate import existing_input
 
@@ -379,16 +434,28 @@ def build_trainer(
     set_seed(config.seed)
     tokenizer = load_tokenizer(_tokenizer_spec(config))
     lora = LoraOptions(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout) if config.lora else None
-    student = load_model(config.student, tokenizer, lora=lora, dtype="auto" if config.lora else "float32", seed=config.seed)
+    student_dtype = config.student_dtype or ("auto" if config.lora else "float32")
+    student = load_model(config.student, tokenizer, lora=lora, dtype=student_dtype, seed=config.seed,
+                         attn_implementation=config.attn_implementation)
     teacher, vocab = None, None
     if method.needs_teacher:
-        teacher_tok = load_tokenizer(config.teacher) if _has_tokenizer(config.teacher) else tokenizer
-        check_same_tokenizer(teacher_tok, tokenizer)
-        teacher = load_model(config.teacher, tokenizer, dtype="auto", seed=config.seed)
+        own_tokenizer = has_tokenizer(config.teacher) or is_hub_id(config.teacher)
+        teacher_tok = load_tokenizer(config.teacher) if own_tokenizer else tokenizer
+        check_same_tokenizer(teacher_tok, tokenizer)  # cheap: before the teacher's weights load
+        teacher = load_model(config.teacher, tokenizer, dtype=config.teacher_dtype, seed=config.seed,
+                             attn_implementation=config.attn_implementation)
         check_vocab_compatible(teacher, student, teacher_tok, tokenizer)
         vocab = shared_vocab_size(teacher, student, tokenizer)
+    resolved: dict[str, Any] = {}
+    mask_id = None
+    if method.sequences == "imperfect":
+        mask_id, resolved["kid_mask_token"] = resolve_mask_token(tokenizer, method.imperfect.mask_token)
+    config = fit_lengths(config, [m for m in (student, teacher) if m is not None], resolved)
 
-    prompts, sqls, groups = build_split_prompts(config, tokenizer, with_groups=True)
+    stats = PromptStats()
+    prompts, sqls, groups = build_split_prompts(config, tokenizer, with_groups=True, keep_gold=True, stats=stats)
+    resolved["prompts"] = {"total": stats.total, "shortened": stats.shortened, "over_budget": stats.over_budget,
+                           "max_prompt_tokens": config.max_prompt_tokens}
     state = PartialState()
     if method.sequences == "teacher":
         greedy = GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=False, batch_size=config.gen_batch_size)
@@ -398,15 +465,76 @@ def build_trainer(
                                          cache_dir=Path(config.cache_dir) if config.cache_dir else cache_dir())
     features = encode_examples(tokenizer, prompts, sqls, max_prompt_tokens=config.max_prompt_tokens,
                                max_sql_tokens=config.max_sql_tokens)
-    return DistillTrainer(
+    callbacks = list(callbacks or [])
+    if config.exec_eval_split and config.exec_eval_steps > 0:
+        from kidsql.distill.exec_eval import ExecutionEval
+
+        callbacks.append(ExecutionEval.for_split(config, tokenizer))
+    trainer = DistillTrainer(
         model=student, args=args, train_dataset=features,
         data_collator=SqlCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
         method=method, teacher=teacher, vocab_size=vocab, chunk_size=config.chunk_size,
         generation=GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=True,
                                      temperature=config.gen_temperature, top_p=config.gen_top_p),
-        mask_token_id=mask_token_id(tokenizer, method.imperfect.mask_token) if method.sequences == "imperfect" else None,
+        mask_token_id=mask_id,
         groups=groups, share_prefix=config.share_prompt_prefix, reuse_prompt=config.reuse_prompt_kv,
     )
+    trainer.resolved, trainer.run_config = resolved, config
+    for cb in trainer.callback_handler.callbacks:
+        if hasattr(cb, "attach"):
+            cb.attach(trainer)
+    if trainer.is_world_process_zero():
+        print(start_line(trainer))
+        print(stats.line(config.max_prompt_tokens))
+        if "kid_mask_token" in resolved:
+            print(f"KID mask token: {resolved['kid_mask_token']}")
+    return trainer
+
+
+# Fewest prompt tokens worth training on: a lowered budget below this is an error, not a warning.
+MIN_PROMPT_TOKENS = 32
+
+
+def fit_lengths(config: DistillConfig, models: list[Any], resolved: dict[str, Any]) -> DistillConfig:
+    """Prompt + SQL (+ EOS) and prompt + generated SQL checked against the models' positions, before any compute:
+    the prompt budget is lowered to fit, with a warning that says so (recorded in `resolved`); when not even
+    MIN_PROMPT_TOKENS would remain, a one-line error names the options to lower."""
+    import dataclasses
+    import warnings
+
+    from kidsql.models import max_positions
+
+    limit = max_positions(*models)
+    if limit is None:
+        return config
+    sql = max(config.max_sql_tokens + 1, config.gen_max_new_tokens)
+    room = limit - sql
+    if config.max_prompt_tokens <= room:
+        return config
+    if room < MIN_PROMPT_TOKENS:
+        raise KidsqlError(f"the models embed {limit} positions, but max_sql_tokens {config.max_sql_tokens} / "
+                          f"gen_max_new_tokens {config.gen_max_new_tokens} leave {room} for the prompt; lower them")
+    message = (f"max_prompt_tokens {config.max_prompt_tokens} + {sql} SQL tokens exceed the models' {limit} "
+               f"positions: the prompt budget is lowered to {room}")
+    warnings.warn(message, stacklevel=2)
+    resolved["max_prompt_tokens"] = {"asked": config.max_prompt_tokens, "used": room, "max_positions": limit}
+    return dataclasses.replace(config, max_prompt_tokens=room)
+
+
+def start_line(trainer: DistillTrainer) -> str:
+    """Parameters total/trainable, dtypes, devices and world size of a run, printed once at its start."""
+    from kidsql.models import count_parameters
+
+    def describe(role: str, model: Any) -> str:
+        dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()})
+        devices = sorted({str(p.device) for p in model.parameters()})
+        return (f"{role} {count_parameters(model):,} parameters ({count_parameters(model, trainable_only=True):,} "
+                f"trainable), {'/'.join(dtypes)} on {'/'.join(devices)}")
+
+    parts = [describe("student", trainer.model)]
+    if trainer.teacher is not None:
+        parts.append(describe("teacher", trainer.teacher))
+    return f"{trainer.method.name}: " + "; ".join(parts) + f"; world size {trainer.accelerator.num_processes}"
 
 
 def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None) -> TrainResult:
@@ -432,8 +560,12 @@ def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
     if plan.clear:
         clear_run(config.output_dir)
     reset_peak_memory()  # this run's own peak, even when one process trains several models (bench)
-    trainer.train(resume_from_checkpoint=plan.checkpoint)
     out = Path(config.output_dir)
+    if trainer.is_world_process_zero():
+        from kidsql.report import write_json
+
+        write_json(out / "run_config.json", {"config": asdict(trainer.run_config), "resolved": trainer.resolved})
+    trainer.train(resume_from_checkpoint=plan.checkpoint)
     model_dir = out / "final" if config.save_final else None
     if model_dir is not None:
         from kidsql.models import write_vocab_stamp
@@ -441,7 +573,7 @@ def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
 
         trainer.save_model(str(model_dir))
         if trainer.is_world_process_zero():
-            save_prompt_options(prompt_options(config, trainer.processing_class), model_dir)
+            save_prompt_options(prompt_options(trainer.run_config, trainer.processing_class), model_dir)
             write_vocab_stamp(model_dir, trainer.processing_class)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     peak, kind = peak_memory()
@@ -463,16 +595,13 @@ def _tokens_per_s(speed: SpeedMeter, world: int) -> float | None:
     return speed.tokens * world / spent if spent > 0 else None
 
 
-def _has_tokenizer(spec: str) -> bool:
-    p = Path(spec)
-    return p.is_dir() and any((p / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
-
-
 def _tokenizer_spec(config: DistillConfig) -> str:
     """--tokenizer, else the student folder when it holds one, else `<data>/tokenizer` (the embedded benchmark's)."""
+    from kidsql.models import has_tokenizer
+
     if config.tokenizer:
         return config.tokenizer
-    if config.student and _has_tokenizer(config.student):
+    if config.student and has_tokenizer(config.student):
         return config.student
     bench_tok = Path(config.data) / "tokenizer"
     if bench_tok.is_dir():
@@ -491,9 +620,11 @@ def prompt_options(config: DistillConfig, tokenizer: Any) -> Any:
                          count_tokens=token_counter(tokenizer))
 
 
-def build_split_prompts(config: DistillConfig, tokenizer: Any, *, with_groups: bool = False) -> tuple[list[str], ...]:
+def build_split_prompts(config: DistillConfig, tokenizer: Any, *, with_groups: bool = False, keep_gold: bool = False,
+                        stats: PromptStats | None = None) -> tuple[list[str], ...]:
     """Prompts (fitted to the real tokenizer's budget) and gold SQL of `config.split` of `config.data` (and, with
-    `with_groups`, each example's database: the batching key of the shared schema prefix)."""
+    `with_groups`, each example's database: the batching key of the shared schema prefix). `keep_gold` (training):
+    the budget never drops what the gold SQL uses; `stats` counts the shortened prompts (cached with them)."""
     from kidsql.data.load import load_benchmark
     from kidsql.prompts import build_prompts
     from kidsql.report import write_text_atomic
@@ -503,16 +634,22 @@ def build_split_prompts(config: DistillConfig, tokenizer: Any, *, with_groups: b
     if not examples:
         raise KidsqlError(f"{config.data}: split {config.split!r} has no examples; pick another --split")
     options = prompt_options(config, tokenizer)
-    cached = _prompt_cache_file(config, tokenizer, options)
-    prompts = _read_prompts(cached, len(examples))
-    if prompts is None:
-        prompts = build_prompts(bench, examples, options)
-        write_text_atomic(cached, json.dumps(prompts))  # atomic: a killed run leaves no half-written cache
+    cached = _prompt_cache_file(config, tokenizer, options, keep_gold)
+    entry = _read_prompts(cached, len(examples))
+    if entry is None:
+        built = PromptStats()
+        prompts = build_prompts(bench, examples, options, keep_gold=keep_gold, stats=built)
+        entry = {"prompts": prompts, "stats": asdict(built)}
+        write_text_atomic(cached, json.dumps(entry))  # atomic: a killed run leaves no half-written cache
+    prompts = entry["prompts"]
+    if stats is not None:
+        for name, value in entry["stats"].items():
+            setattr(stats, name, value)
     sqls = [e.sql for e in examples]
     return (prompts, sqls, [e.db_id for e in examples]) if with_groups else (prompts, sqls)
 
 
-def _prompt_cache_file(config: DistillConfig, tokenizer: Any, options: Any) -> Path:
+def _prompt_cache_file(config: DistillConfig, tokenizer: Any, options: Any, keep_gold: bool = False) -> Path:
     """Where the training prompts of this (data files, split, prompt options, tokenizer) are cached: fitting
     thousands of prompts to a token budget takes ~10 s, and a demo or bench trains many models on the same ones."""
     import hashlib
@@ -524,7 +661,7 @@ def _prompt_cache_file(config: DistillConfig, tokenizer: Any, options: Any) -> P
     stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     db_dir = data / "database"
     ident = {"data": str(data), "files": stats, "db_mtime": db_dir.stat().st_mtime_ns if db_dir.is_dir() else None,
-             "split": config.split, "kind": config.data_kind, "evidence": config.use_evidence, "limit": config.limit,
+             "split": config.split, "keep_gold": keep_gold, "kind": config.data_kind, "evidence": config.use_evidence, "limit": config.limit,
              "options": {f.name: getattr(options, f.name) for f in fields(options) if f.name != "count_tokens"},
              "vocab": hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest(),
              "tokenizer": type(tokenizer).__name__}
@@ -532,9 +669,10 @@ def _prompt_cache_file(config: DistillConfig, tokenizer: Any, options: Any) -> P
     return cache_dir() / "prompts" / f"{key}.json"
 
 
-def _read_prompts(path: Path, n: int) -> list[str] | None:
+def _read_prompts(path: Path, n: int) -> dict[str, Any] | None:
     try:
-        prompts = json.loads(path.read_text(encoding="utf-8"))
+        entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return prompts if isinstance(prompts, list) and len(prompts) == n else None
+    ok = isinstance(entry, dict) and isinstance(entry.get("prompts"), list) and len(entry["prompts"]) == n
+    return entry if ok and isinstance(entry.get("stats"), dict) else None
