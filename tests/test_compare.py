@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from kidsql.sql.compare import _permutations, order_matters, results_match, spider_eq, unorder_row
+from kidsql.sql.compare import _permutations, results_match, spider_eq, unorder_row
+from kidsql.sql.official import order_matters
 
 
 def brute_force_spider(gold, pred, ordered):
@@ -100,8 +101,11 @@ def test_empty_and_shape():
 
 
 def test_order_matters_detection():
+    """The official rule is a text search for 'order by' in the lower-cased gold: spacing and sub-queries count."""
     assert order_matters("SELECT a FROM t ORDER BY a")
-    assert order_matters("select a from t order\n  by a desc limit 1")
+    assert order_matters("SELECT a FROM t WHERE a IN (SELECT a FROM t ORDER BY a LIMIT 1)")
+    assert order_matters("SELECT 'sorted in order by size' FROM t")  # the official text search sees it too
+    assert not order_matters("select a from t order\n  by a desc limit 1")  # not one space: the official says no
     assert not order_matters("SELECT a FROM t GROUP BY a")
     assert not order_matters("SELECT border_by FROM t")
 

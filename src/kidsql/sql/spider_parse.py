@@ -307,15 +307,19 @@ class _Parser:
             self.i += 1
 
     def parse_limit(self) -> int:
-        """LIMIT n, LIMIT n OFFSET m, LIMIT m, n: only presence counts for EM, the row count is kept."""
-        count = self.parse_int()
+        """LIMIT n, LIMIT n OFFSET m, LIMIT m, n, recorded as 1 whatever n is.
+
+        The official parser never converts the token after LIMIT, so it stores 1 for every LIMIT; EM thereby
+        compares LIMIT by presence at every nesting level (sub-queries are compared as whole structures).
+        """
+        self.parse_int()
         if self.at_op(","):
             self.i += 1
-            count = self.parse_int()
+            self.parse_int()
         elif self.at_word("offset"):
             self.i += 1
             self.parse_int()
-        return count
+        return 1
 
     def parse_int(self) -> int:
         tok = self.peek()
