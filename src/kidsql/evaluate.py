@@ -243,7 +243,25 @@ def _database(path: Path, timeout_s: float) -> sandbox.Database:
     return db
 
 
+_MEMO_MAX = 256  # gold results kept in a worker's memory: mutations of one gold query come together
+_MEMO_ROWS = 10_000  # bigger results are only cached on disk
+_memo: dict[tuple[Path, str, float], sandbox.ExecResult] = {}
+
+
 def _gold(ctx: _Context, gold_sql: str, db_path: Path, out: _Outcome) -> sandbox.ExecResult:
+    key = (db_path, gold_sql, ctx.timeout_s)
+    if key in _memo:
+        out.gold_cache_hits += 1
+        return _memo[key]
+    res = _gold_uncached(ctx, gold_sql, db_path, out)
+    if len(res.rows or []) <= _MEMO_ROWS and not (res.error or "").startswith(("timeout", "memory")):
+        _memo[key] = res
+        while len(_memo) > _MEMO_MAX:
+            _memo.pop(next(iter(_memo)))
+    return res
+
+
+def _gold_uncached(ctx: _Context, gold_sql: str, db_path: Path, out: _Outcome) -> sandbox.ExecResult:
     path = _cache_file(ctx.cache_root, db_path, gold_sql) if ctx.cache_root else None
     if path is not None:
         cached = _cache_load(path)
@@ -286,9 +304,21 @@ def _matches(ctx: _Context, gold: sandbox.ExecResult, pred: sandbox.ExecResult, 
     return results_match(gold.rows, pred.rows, order_matters=ordered, semantics=ctx.semantics, deadline=deadline)
 
 
+def _run_pred(ctx: _Context, db_path: Path, sql: str, gold: sandbox.ExecResult) -> tuple[sandbox.ExecResult, str]:
+    """The prediction's result, stopped early when it has more rows than the gold (bags of unequal size never
+    match under the Spider rule, so the rest need not be read); the second value is then the mismatch reason."""
+    cap = len(gold.rows or []) + 1 if ctx.semantics == "spider" else None
+    pred = _database(db_path, ctx.timeout_s).run(sql, max_rows=cap)
+    if not pred.ok and cap is not None and pred.error == f"row cap {cap} exceeded":
+        return pred, f"results differ: gold {cap - 1} rows, prediction more"
+    return pred, ""
+
+
 def _judge_one(ctx: _Context, task: _Task, prep: official.Prepared, gold: sandbox.ExecResult) -> tuple[bool, str]:
     """EX of one prepared prediction against the gold's result on the main database; (right, reason)."""
-    pred = _database(ctx.db_paths[task.db_id], ctx.timeout_s).run(prep.pred)
+    pred, longer = _run_pred(ctx, ctx.db_paths[task.db_id], prep.pred, gold)
+    if longer:
+        return False, longer
     if not pred.ok:
         return False, pred.error or "error"
     try:
@@ -309,7 +339,9 @@ def _test_suite(ctx: _Context, task: _Task, prep: official.Prepared, out: _Outco
         if not gold.ok:
             skipped += 1
             continue
-        pred = _database(inst, ctx.timeout_s).run(prep.pred)
+        pred, longer = _run_pred(ctx, inst, prep.pred, gold)
+        if longer:
+            return False, f"TS: {longer} on {inst.name}"
         if not pred.ok:
             return False, f"TS: prediction fails on {inst.name}: {pred.error}"
         try:
@@ -341,6 +373,7 @@ def judge(ctx: _Context, task: _Task) -> _Outcome:
     gold = _gold(ctx, gold_prep.gold, ctx.db_paths[task.db_id], out)
     if not gold.ok:
         v.verdict, v.reason = "gold_error", f"gold fails: {gold.error}"
+        v.em = _exact_match(ctx, task)  # recorded (EM needs no execution) but, as EX, left out of the accuracies
         return out
     candidates = official.plug_value_candidates(task.gold, task.pred) if ctx.plug_value else [task.pred]
     reasons: list[str] = []
@@ -428,8 +461,8 @@ def evaluate(
 ) -> EvalReport:
     """Judge `preds[i]` against `golds[i]`. Raises KidsqlError for bad input (counts, databases, options).
 
-    `hardness`: classify each gold by Spider hardness (parsing it); default: when EM is asked for (which
-    parses anyway) or when the examples carry no level. Examples that carry a level keep it.
+    `hardness`: classify each gold by Spider hardness (parsing it); default: only when EM is asked for, which
+    parses anyway. Examples that carry a level keep it; the others are "unknown" without it.
     """
     start = time.perf_counter()
     metrics = tuple(m.strip().lower() for m in metrics if m.strip())
@@ -468,8 +501,6 @@ def evaluate(
 
     want_em = "em" in metrics
     want_hardness = want_em if hardness is None else hardness
-    if hardness is None and not all(g.hardness for g in golds):
-        want_hardness = True
     schema_map = _schemas_for(db_ids, paths, schemas) if (want_em or want_hardness) else dict(schemas or {})
 
     cache_root = None

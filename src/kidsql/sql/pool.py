@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -47,16 +48,16 @@ def _worker(conn: Connection, parent_pid: int, fn: Callable[[Any, Any], Any], co
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which ends the workers
     while True:
         try:
-            item = conn.recv()
+            batch = conn.recv()
         except (EOFError, OSError):
             return
-        if item is None:
+        if batch is None:
             return
-        index, task = item
-        try:
-            conn.send((index, True, fn(context, task)))
-        except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
-            conn.send((index, False, f"{type(err).__name__}: {err}"))
+        for index, task in batch:  # results go back one by one, so the parent times each task
+            try:
+                conn.send((index, True, fn(context, task)))
+            except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
+                conn.send((index, False, f"{type(err).__name__}: {err}"))
 
 
 class _Slot:
@@ -65,7 +66,7 @@ class _Slot:
         self.proc = ctx.Process(target=_worker, args=(child, os.getpid(), fn, context), daemon=True)
         self.proc.start()
         child.close()
-        self.index: int | None = None
+        self.queue: deque[int] = deque()  # indices sent, in the order the worker runs them
         self.deadline = float("inf")
 
     def kill(self) -> None:
@@ -92,60 +93,66 @@ def run_bounded(
     budget_s: Callable[[Any], float],
     on_overrun: Callable[[Any, float], Any],
     on_crash: Callable[[Any, str], Any],
+    batch: int = 16,
 ) -> Iterator[tuple[int, Any]]:
     """Yield `(index, fn(context, tasks[index]))` as tasks finish, each within `budget_s(task)` seconds.
 
-    A task past its budget yields `on_overrun(task, budget)` and its worker is replaced; a task whose worker
-    dies or raises yields `on_crash(task, reason)`. Workers are stopped on return, on error and on signals
-    that reach the parent (SIGINT/SIGTERM raise here and run the `finally`).
+    Tasks go to a worker in batches (one round trip per task would cost more than a Spider query), but each
+    task is timed on its own: its clock starts when the previous one's result arrives. A task past its
+    budget yields `on_overrun(task, budget)`, its worker is replaced and the rest of its batch is sent again;
+    a task whose worker dies or raises yields `on_crash(task, reason)`. Workers are stopped on return, on
+    error and on signals that reach the parent (SIGINT/SIGTERM raise here and run the `finally`).
     """
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    pending = list(range(len(tasks)))[::-1]
-    slots = [_Slot(ctx, fn, context) for _ in range(max(1, min(workers, len(tasks))))]
+    pending: deque[int] = deque(range(len(tasks)))
+    nworkers = max(1, min(workers, len(tasks)))
+    slots = [_Slot(ctx, fn, context) for _ in range(nworkers)]
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        busy: dict[Connection, _Slot] = {}
-
         def assign(slot: _Slot) -> None:
-            if pending:
-                slot.index = pending.pop()
-                slot.deadline = time.monotonic() + budget_s(tasks[slot.index])
-                slot.conn.send((slot.index, tasks[slot.index]))
-                busy[slot.conn] = slot
+            size = max(1, min(batch, len(pending) // (2 * nworkers)))
+            sent = [pending.popleft() for _ in range(min(size, len(pending)))]
+            if sent:
+                slot.queue.extend(sent)
+                slot.deadline = time.monotonic() + budget_s(tasks[slot.queue[0]])
+                slot.conn.send([(i, tasks[i]) for i in sent])
+
+        def replace(slot: _Slot) -> None:
+            slots.remove(slot)
+            slot.kill()
+            pending.extendleft(reversed(slot.queue))  # the rest of its batch, first in line
+            slot.queue.clear()
+            fresh = _Slot(ctx, fn, context)
+            slots.append(fresh)
+            assign(fresh)
 
         for slot in slots:
             assign(slot)
-        while busy:
+        while any(s.queue for s in slots):
+            busy = {s.conn: s for s in slots if s.queue}
             timeout = max(0.0, min(s.deadline for s in busy.values()) - time.monotonic())
-            ready = wait(list(busy), timeout=timeout)
-            for conn in ready:
-                slot = busy.pop(conn)
-                index = slot.index
+            for conn in wait(list(busy), timeout=timeout):
+                slot = busy[conn]
                 try:
-                    _, ok, value = conn.recv()
-                    yield index, value if ok else on_crash(tasks[index], value)
-                    assign(slot)
+                    index, ok, value = conn.recv()
                 except (EOFError, OSError):
-                    code = slot.proc.exitcode
-                    slots.remove(slot)
-                    slot.kill()
-                    yield index, on_crash(tasks[index], f"worker died (exit code {code})")
-                    fresh = _Slot(ctx, fn, context)
-                    slots.append(fresh)
-                    assign(fresh)
+                    index = slot.queue.popleft()
+                    yield index, on_crash(tasks[index], f"worker died (exit code {slot.proc.exitcode})")
+                    replace(slot)
+                    continue
+                slot.queue.popleft()
+                yield index, value if ok else on_crash(tasks[index], value)
+                if slot.queue:
+                    slot.deadline = time.monotonic() + budget_s(tasks[slot.queue[0]])
+                else:
+                    assign(slot)
             now = time.monotonic()
-            for conn, slot in list(busy.items()):
-                if slot.deadline <= now and conn not in ready:
-                    busy.pop(conn)
-                    slots.remove(slot)
-                    slot.kill()
-                    task = tasks[slot.index]
-                    yield slot.index, on_overrun(task, budget_s(task))
-                    fresh = _Slot(ctx, fn, context)
-                    slots.append(fresh)
-                    assign(fresh)
+            for slot in [s for s in slots if s.queue and s.deadline <= now]:
+                index = slot.queue.popleft()
+                yield index, on_overrun(tasks[index], budget_s(tasks[index]))
+                replace(slot)
     finally:
         for slot in slots:
             slot.stop()

@@ -52,8 +52,11 @@ DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
 DEFAULT_HEAP_LIMIT_BYTES = 1024 * 1024 * 1024
 MAX_SQL_CHARS = 1_000_000
 _FETCH_CHUNK = 512
-# SQLite checks the handler only at jumps/loops, so a small period matters when each row is expensive.
-_PROGRESS_OPS = 100
+# The progress handler is the first bound (checked between VDBE instructions, every this many); the
+# watchdog's interrupt is the second, for work inside one instruction. A small period costs a Python call
+# per few hundred instructions, which slows heavy queries for nothing now that the watchdog exists.
+_PROGRESS_OPS = 10_000
+_WATCHDOG_POLL_S = 0.02
 
 # Pragmas a query may use: they only read the schema. Anything else (including reads of settings) is denied,
 # because no text-to-SQL answer needs them and some forms write.
@@ -144,6 +147,7 @@ class _Guard:
         return sqlite3.SQLITE_DENY
 
 
+_NOT_UTF8 = "Could not decode to UTF-8"
 _PRAGMA_FUNCTION = re.compile(r"\bpragma_(\w+)\s*\(", re.IGNORECASE)
 _VACUUM = re.compile(r"\s*vacuum\b", re.IGNORECASE)
 
@@ -152,38 +156,35 @@ class _Watchdog:
     """One thread per process that interrupts the connection whose deadline has passed.
 
     `set_progress_handler` runs only between VDBE instructions; a sort or a window partition can run for
-    many seconds inside one. `Connection.interrupt()` is safe from another thread and stops those too.
+    many seconds inside one. `Connection.interrupt()` is safe from another thread and stops those too. The
+    thread polls every `_WATCHDOG_POLL_S` instead of being woken per query: waking a thread per query costs
+    a GIL hand-off each time, more than a Spider query takes.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._armed: tuple[sqlite3.Connection, _Guard, float] | None = None
         self._thread: threading.Thread | None = None
 
     def arm(self, conn: sqlite3.Connection, guard: _Guard, deadline: float) -> None:
-        with self._cond:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="kidsql-sql-watchdog", daemon=True)
-                self._thread.start()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="kidsql-sql-watchdog", daemon=True)
+            self._thread.start()
+        with self._lock:
             self._armed = (conn, guard, deadline)
-            self._cond.notify()
 
     def disarm(self) -> None:
-        with self._cond:
+        with self._lock:
             self._armed = None
 
     def _loop(self) -> None:
-        with self._cond:
-            while True:
+        while True:
+            time.sleep(_WATCHDOG_POLL_S)
+            with self._lock:  # the query it interrupts is the one still armed, never the next one
                 armed = self._armed
-                if armed is None:
-                    self._cond.wait()
+                if armed is None or time.monotonic() < armed[2]:
                     continue
-                conn, guard, deadline = armed
-                left = deadline - time.monotonic()
-                if left > 0:
-                    self._cond.wait(left)
-                    continue
+                conn, guard, _ = armed
                 guard.timed_out = True
                 try:
                     conn.interrupt()
@@ -237,7 +238,7 @@ def connect(
     uri = f"file:{quote(str(db_path))}?mode=ro" + ("&immutable=1" if _immutable_safe(db_path) else "")
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     try:
-        conn.text_factory = _decode
+        conn.text_factory = str  # C speed; `Database.run` switches to `_decode` when a value is not UTF-8
         if hasattr(conn, "enable_load_extension"):  # absent when Python was built without extension support
             conn.enable_load_extension(False)
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
@@ -305,12 +306,6 @@ def _checked_printf(limit: int, guard: _Guard):
     return printf
 
 
-def _value_size(value: object) -> int:
-    if isinstance(value, (str, bytes)):
-        return len(value) + 8
-    return 8
-
-
 def _reason(err: BaseException, guard: _Guard) -> str:
     if guard.timed_out:
         return f"timeout after {guard.timeout_s:g} s"
@@ -372,9 +367,14 @@ class Database:
             self._conn.close()
             self._conn = None
 
-    def run(self, sql: str) -> ExecResult:
-        """Run one query under every guard; a cap hit is a failure (a truncated result would compare wrongly)."""
+    def run(self, sql: str, *, max_rows: int | None = None) -> ExecResult:
+        """Run one query under every guard; a cap hit is a failure (a truncated result would compare wrongly).
+
+        `max_rows` lowers the row cap for this query (the evaluator stops a prediction as soon as it has more
+        rows than the gold, which can no longer match under bag semantics).
+        """
         start = time.perf_counter()
+        row_cap = self.max_rows if max_rows is None else min(max_rows, self.max_rows)
 
         def fail(reason: str) -> ExecResult:
             return ExecResult(False, None, [], reason, time.perf_counter() - start)
@@ -405,18 +405,27 @@ class Database:
                 if not chunk:
                     break
                 for row in chunk:
-                    row_size = sum(_value_size(v) for v in row)
+                    row_size = 8 * len(row)
+                    for v in row:
+                        if isinstance(v, (str, bytes)):
+                            row_size += len(v)
                     size += row_size
-                    largest = max(largest, row_size)
+                    if row_size > largest:
+                        largest = row_size
                 rows.extend(chunk)
-                if len(rows) > self.max_rows:
-                    return fail(f"row cap {self.max_rows} exceeded")
+                if len(rows) > row_cap:
+                    return fail(f"row cap {row_cap} exceeded")
                 if size > self.max_bytes:
                     return fail(f"byte cap {self.max_bytes} exceeded")
                 # Next batch: at most what fits under the byte cap if each row were as big as the biggest yet.
                 batch = max(1, min(_FETCH_CHUNK, (self.max_bytes - size) // (2 * largest + 1)))
             return ExecResult(True, rows, columns, None, time.perf_counter() - start)
         except (sqlite3.Error, MemoryError, ValueError, OverflowError) as err:
+            if _NOT_UTF8 in str(err) and conn.text_factory is not _decode:
+                cur.close()
+                _WATCHDOG.disarm()
+                conn.text_factory = _decode  # rare: this database holds invalid UTF-8; decode it in Python
+                return self.run(sql, max_rows=max_rows)
             return fail(_reason(err, guard))
         finally:
             _WATCHDOG.disarm()
