@@ -141,11 +141,11 @@ class EvalReport:
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         """`report.md` and `results.json` in `out_dir` (created)."""
+        from kidsql.report import write_text_atomic
+
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        md, js = out_dir / "report.md", out_dir / "results.json"
-        md.write_text(self.to_markdown(), encoding="utf-8")
-        js.write_text(self.to_json(), encoding="utf-8")
+        md = write_text_atomic(out_dir / "report.md", self.to_markdown())
+        js = write_text_atomic(out_dir / "results.json", self.to_json())
         return md, js
 
 

@@ -58,6 +58,9 @@ _LITERAL_WORDS = ("null", "true", "false")
 SqlDict = dict[str, Any]
 
 
+_CLAUSE_WORDS = ("select", "from", "where", "group", "order", "limit", "intersect", "union", "except")
+
+
 class SpiderParseError(KidsqlError):
     """The SQL is outside what the Spider structure can represent (or is not SQL). One line, names the spot."""
 
@@ -341,8 +344,8 @@ class _Parser:
                     conds.append("and")
                 conds.extend(these)
             if self.at_op(","):
-                self.i += 1
-                continue
+                # The official parser reads FROM as tables joined by JOIN only; it fails on a comma list.
+                self.fail("comma-separated FROM tables: the official parser accepts only JOIN")
             if self.accept_join():
                 continue
             return {"table_units": table_units, "conds": conds}
@@ -517,6 +520,8 @@ class _Parser:
             if not self.at_op(","):
                 return items
             self.i += 1
+            if self.at_word(*_CLAUSE_WORDS):  # `SELECT a, FROM t`: the official parser stops at the clause
+                return items
 
     def parse_select_item(self, scope: _Scope) -> tuple:
         """`agg(expr)` keeps the aggregate outside the val_unit, as the official parser does for SELECT."""
