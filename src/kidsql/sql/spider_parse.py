@@ -81,7 +81,7 @@ _TOKEN_RE = re.compile(
     | (?P<br>\[[^\]]*\])
     | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?(?!\w))
     | (?P<word>[^\W\d]\w*|\d+[^\W\d]\w*)
-    | (?P<op>!=|<>|>=|<=|==|\|\||[=<>(),;.*+\-/%])""",
+    | (?P<op>!\s*=|<>|>\s*=|<\s*=|==|\|\||[=<>(),;.*+\-/%])""",
     re.VERBOSE,
 )
 
@@ -107,6 +107,8 @@ def tokenize(sql: str) -> list[Token]:
         elif kind == "dq":
             tokens.append(Token("dq", text[1:-1].replace('""', '"')))
         elif kind == "op":
+            # `> =` is `>=`, as the official tokenizer joins `!`, `>`, `<` with a following `=`
+            text = "".join(text.split())
             tokens.append(Token("op", {"<>": "!=", "==": "="}.get(text, text)))
         else:
             tokens.append(Token(kind, text))
