@@ -55,7 +55,7 @@ def _disagreements(rows, official_rows, verdicts, metric: str) -> tuple[int, lis
 
 def test_every_mutation_kind_is_produced():
     kinds = {k for k, _ in mutations("SELECT DISTINCT T1.a, count(T1.b) FROM t AS T1 JOIN u AS T2 ON T1.id = T2.id "
-                                     "WHERE T1.b >= 3 AND T2.c = 'x' AND T1.d IN (SELECT d FROM v ORDER BY d "
+                                     "WHERE T1.b >= 3 AND T1.e > 1 AND T2.c = 'x' AND T1.d IN (SELECT d FROM v ORDER BY d "
                                      "LIMIT 2) GROUP BY T1.a ORDER BY count(*) DESC LIMIT 1")}
     for kind in ("distinct_drop", "distinct_in_count", "swap_columns", "order_desc_to_asc", "limit_value_0",
                  "limit_value_1", "limit_drop_1", "limit_add_nested_0", "agg_count", "op_>", "cond_drop_and",
