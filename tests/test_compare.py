@@ -132,3 +132,16 @@ def test_matches_brute_force_reference(seed):
         for ordered in (False, True):
             assert spider_eq(gold, pred, order_matters=ordered) == brute_force_spider(gold, pred, ordered), (
                 gold, pred, ordered)
+
+
+def test_bird_rule_is_birds_own():
+    """BIRD's evaluation.py (DAMO-ConvAI bird/llm/src/evaluation.py, compute_execution_accuracy) counts a prediction
+    right iff set(gold rows) == set(predicted rows): duplicates and row order never matter, column order does."""
+    assert results_match([(1, "a"), (1, "a"), (2, "b")], [(2, "b"), (1, "a")], order_matters=True, semantics="bird")
+    assert not results_match([(1, "a")], [("a", 1)], order_matters=False, semantics="bird")  # no column permutation
+    assert results_match([(1,)], [(1.0,)], order_matters=False, semantics="bird")  # Python equality: 1 == 1.0
+    assert not results_match([(1,)], [("1",)], order_matters=False, semantics="bird")
+    assert results_match([], [], order_matters=False, semantics="bird")
+    # where Spider's bag rule and BIRD's set rule part ways
+    assert not results_match([(1,), (1,)], [(1,)], order_matters=False, semantics="spider")
+    assert results_match([(1,), (1,)], [(1,)], order_matters=False, semantics="bird")

@@ -352,6 +352,15 @@ def _test_suite(ctx: _Context, task: _Task, prep: official.Prepared, out: _Outco
     return True, f"TS: gold fails on {skipped} instance(s), skipped" if skipped else ""
 
 
+def _prepare(ctx: _Context, gold: str, pred: str) -> official.Prepared:
+    """The queries as the chosen official evaluator runs them: the Spider script rewrites both (DISTINCT,
+    spaced operators, "value"); BIRD's `evaluation.py` runs them as written and compares sets, so order and
+    duplicates never matter there."""
+    if ctx.semantics == "bird":
+        return official.Prepared(gold, pred, order_matters=False)
+    return official.prepare(gold, pred, keep_distinct=ctx.keep_distinct)
+
+
 def judge(ctx: _Context, task: _Task) -> _Outcome:
     """Everything about one example; runs in a worker process."""
     v = Verdict(task.index, task.db_id, _hardness(ctx, task), "ok", gold=_clip(task.gold), pred=_clip(task.pred))
@@ -366,7 +375,7 @@ def judge(ctx: _Context, task: _Task) -> _Outcome:
         v.em = False if ctx.want_em else None
         return out
     try:
-        gold_prep = official.prepare(task.gold, task.gold, keep_distinct=ctx.keep_distinct)
+        gold_prep = _prepare(ctx, task.gold, task.gold)
     except ValueError as err:
         v.verdict, v.reason = "gold_error", f"gold: {err}"
         return out
@@ -380,7 +389,7 @@ def judge(ctx: _Context, task: _Task) -> _Outcome:
     v.ex = False
     for candidate in candidates:
         try:
-            prep = official.prepare(task.gold, candidate, keep_distinct=ctx.keep_distinct)
+            prep = _prepare(ctx, task.gold, candidate)
         except ValueError as err:
             reasons.append(f"prediction: {err}")
             continue
