@@ -13,8 +13,13 @@ Choices, so that numbers are comparable and honest:
 * Gold results are cached on disk under ``cache_dir()/gold_results/``, keyed by the database file (path, size,
   mtime), the SQL and the sandbox caps, so a second evaluation against the same gold executes no gold query.
   Timeouts and memory failures are not cached (they may pass on a less loaded machine).
-* Work runs in a process pool, one task per example (gold + prediction on every instance, hardness, EM), so
-  each core holds its own sandboxed connections and nothing is shared but the cache files (written atomically).
+* Semantics: by default the official test-suite script's, with its default flags (`kidsql.sql.official`:
+  DISTINCT removed, "value" -> 1, order iff the gold says "order by"; `keep_distinct` and `plug_value` are its
+  two flags); `semantics="bird"` runs both queries as written and compares sets, as BIRD's evaluator does.
+* Work runs in worker processes (`kidsql.sql.pool`), one task per example (gold + prediction on every
+  instance, EM, hardness when asked), each with a hard wall-clock bound past which its worker is replaced. A
+  worker keeps one sandboxed connection per database and the gold results of recent examples in memory;
+  nothing is shared between workers but the cache files (written atomically).
 """
 
 from __future__ import annotations
