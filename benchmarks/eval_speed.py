@@ -53,6 +53,21 @@ def run_kidsql(rows, golds, db_dir: Path, tables, metrics, workers: int) -> tupl
         return report.verdicts, time.perf_counter() - start
 
 
+def startup_s(repeats: int = 5) -> tuple[float, float]:
+    """Fastest wall time of `kidsql evaluate --help` and of a bare interpreter, over `repeats` runs each."""
+    import subprocess
+
+    def best(cmd: list[str]) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return best([sys.executable, "-m", "kidsql.cli", "evaluate", "--help"]), best([sys.executable, "-c", "pass"])
+
+
 def agreement(official, ours, rows, metric: str) -> tuple[int, int, list[str]]:
     same = total = 0
     diffs = []
@@ -102,6 +117,8 @@ def main() -> None:
         "| metric | rows with an official verdict | identical | agreement |",
         "|---|---:|---:|---:|",
     ]
+    cli_s, bare_s = startup_s()
+    lines[2:2] = [f"Start-up: `kidsql evaluate --help` {cli_s:.2f} s (bare Python {bare_s:.2f} s), best of 5.", ""]
     all_diffs = []
     for metric in ("ex", "em", "hardness") if "em" in metrics else ("ex",):
         same, total, diffs = agreement(off, ours1, rows, metric)

@@ -266,3 +266,26 @@ def test_a_reused_connection_carries_nothing_between_queries(db_dir: Path):
             assert after[0].rows == [(0,)]
     finally:
         db.close()
+
+
+# ---------------------------------------------------------------- start-up: no torch, no transformers
+
+NO_TORCH_SCRIPT = """
+import sys
+from kidsql.cli import main
+code = main(sys.argv[1:])
+heavy = sorted(m for m in ("torch", "transformers", "peft", "accelerate") if m in sys.modules)
+print(code, ",".join(heavy) or "none")
+"""
+
+
+def test_evaluate_and_data_never_import_torch(db_dir: Path, tmp_path: Path):
+    gold, pred = tmp_path / "gold.sql", tmp_path / "pred.sql"
+    gold.write_text("SELECT count(*) FROM t\tshop\n")
+    pred.write_text("SELECT count(*) FROM t\n")
+    runs = [["evaluate", "--gold", str(gold), "--pred", str(pred), "--db-dir", str(db_dir), "--quiet",
+             "--metrics", "ex,em"], ["data", "show", str(tmp_path / "missing")]]
+    for argv in runs:
+        out = subprocess.run([sys.executable, "-c", NO_TORCH_SCRIPT, *argv], capture_output=True, text=True,
+                             timeout=120)
+        assert out.stdout.strip().splitlines()[-1].endswith(" none"), (argv, out.stdout, out.stderr)

@@ -349,10 +349,10 @@ class Database:
         self.max_value_bytes, self.heap_limit_bytes = max_value_bytes, heap_limit_bytes
         self._conn: sqlite3.Connection | None = None
         self._guard: _Guard | None = None
-        self._open_error: str | None = None
 
     def _open(self) -> str | None:
-        if self._conn is None and self._open_error is None:
+        """None once the connection is open, else why it cannot be (tried again on the next query)."""
+        if self._conn is None:
             if not self.path.is_file():
                 return f"database not found: {self.path}"
             try:
@@ -360,7 +360,7 @@ class Database:
                                                   heap_limit_bytes=self.heap_limit_bytes)
             except (sqlite3.Error, OSError) as err:
                 return f"cannot open database {self.path}: {err}"
-        return self._open_error
+        return None
 
     def close(self) -> None:
         if self._conn is not None:
