@@ -8,6 +8,7 @@ its per-row steps in this process), then kidsql runs again with all cores. Print
 over the rows where the official script gives a verdict, with the first disagreements listed.
 
     python benchmarks/eval_speed.py [--data ../shared/data/spider-de] [--per-gold 6] [--metric ex|all]
+                                    [--plug-value] [--limit N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -31,16 +32,17 @@ from kidsql.paths import shared_data_dir  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "eval_speed.md"
 
 
-def run_official(official: Official, rows, golds, db_dir: Path, want_em: bool) -> tuple[list, float]:
+def run_official(official: Official, rows, golds, db_dir: Path, want_em: bool, plug_value: bool) -> tuple[list, float]:
     start = time.perf_counter()
     out = []
     for i, _, pred in rows:
         g = golds[i]
-        out.append(official.row(g.sql, pred, g.db_id, db_dir / g.db_id / f"{g.db_id}.sqlite", want_em=want_em))
+        out.append(official.row(g.sql, pred, g.db_id, db_dir / g.db_id / f"{g.db_id}.sqlite", want_em=want_em,
+                                plug_value=plug_value))
     return out, time.perf_counter() - start
 
 
-def run_kidsql(rows, golds, db_dir: Path, tables, metrics, workers: int) -> tuple[list, float]:
+def run_kidsql(rows, golds, db_dir: Path, tables, metrics, workers: int, plug_value: bool) -> tuple[list, float]:
     from kidsql.data.spider import load_tables
 
     schemas = load_tables(tables) if "em" in metrics else None
@@ -49,7 +51,8 @@ def run_kidsql(rows, golds, db_dir: Path, tables, metrics, workers: int) -> tupl
         os.environ["KIDSQL_CACHE"] = tmp
         start = time.perf_counter()
         report = evaluate(examples, [p for _, _, p in rows], db_dir, metrics=metrics, schemas=schemas,
-                          workers=workers, show_progress=False, hardness="em" in metrics)
+                          workers=workers, show_progress=False, hardness="em" in metrics,
+                          plug_value=plug_value)
         return report.verdicts, time.perf_counter() - start
 
 
@@ -88,9 +91,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir() / "spider-de")
     parser.add_argument("--per-gold", type=int, default=6, help="mutations sampled per gold query (with itself)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the Markdown table goes")
     parser.add_argument("--limit", type=int, default=None, help="only the first N gold queries")
     parser.add_argument("--metric", choices=("ex", "all"), default="ex", help="ex: EX only; all: EX, EM, hardness")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plug-value", action="store_true", help="both evaluators with plug-value on")
     args = parser.parse_args()
     reason = official_available()
     if reason:
@@ -100,13 +105,14 @@ def main() -> None:
     db_dir, tables = args.data / "database", args.data / "tables.json"
     metrics = ("ex",) if args.metric == "ex" else ("ex", "em")
     official = Official(tables)
-    off, off_s = run_official(official, rows, golds, db_dir, want_em="em" in metrics)
-    ours1, ours1_s = run_kidsql(rows, golds, db_dir, tables, metrics, workers=1)
+    off, off_s = run_official(official, rows, golds, db_dir, "em" in metrics, args.plug_value)
+    ours1, ours1_s = run_kidsql(rows, golds, db_dir, tables, metrics, 1, args.plug_value)
     cores = os.cpu_count() or 1
-    _, oursn_s = run_kidsql(rows, golds, db_dir, tables, metrics, workers=cores)
+    _, oursn_s = run_kidsql(rows, golds, db_dir, tables, metrics, cores, args.plug_value)
     lines = [
         f"{len(rows)} rows: {len(golds)} spider-de dev gold queries x up to {args.per_gold} mutations (seed "
-        f"{args.seed}); metrics {', '.join(metrics)}; cold gold-result cache.",
+        f"{args.seed}); metrics {', '.join(metrics)}; cold gold-result cache"
+        + ("; plug-value on" if args.plug_value else "") + ".",
         "",
         "| evaluator | workers | seconds | speed vs official |",
         "|---|---:|---:|---:|",
@@ -128,9 +134,9 @@ def main() -> None:
         lines += ["", "First disagreements:", ""] + [f"- {d}" for d in all_diffs]
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text, encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -194,6 +194,8 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):  # a forked worker gets a fresh watchdog: the parent's lock may be held
+    os.register_at_fork(after_in_child=_WATCHDOG.__init__)
 
 
 def _decode(raw: bytes) -> str:
