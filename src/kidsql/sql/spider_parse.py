@@ -461,13 +461,20 @@ class _Parser:
             distinct = self.at_word("distinct")
             if distinct:
                 self.i += 1
+                self.no_second_distinct()
             col = self.parse_col(scope)
             self.expect_op(")")
             return (agg, col, distinct)
         distinct = self.at_word("distinct")
         if distinct:
             self.i += 1
+            self.no_second_distinct()
         return (0, self.parse_col(scope), distinct)
+
+    def no_second_distinct(self) -> None:
+        """`count(DISTINCT DISTINCT x)`: the official parser reads the second DISTINCT as a column and fails."""
+        if self.at_word("distinct"):
+            self.fail("DISTINCT twice")
 
     def select_alias(self, scope: _Scope) -> tuple | None:
         """`ORDER BY total` where `total` names a select item (not a column): use that item's expression."""
@@ -534,6 +541,7 @@ class _Parser:
         distinct = self.at_word("distinct")
         if distinct:
             self.i += 1
+            self.no_second_distinct()
         op, unit1, unit2 = self.parse_val_unit(scope)
         if distinct:
             unit1 = (unit1[0], unit1[1], True)
