@@ -584,5 +584,6 @@ def _run_all(ctx: _Context, tasks: list[_Task], workers: int | None, show_progre
 
 def _failed(ctx: _Context, task: _Task, reason: str) -> _Outcome:
     v = Verdict(task.index, task.db_id, task.hardness or "unknown", "pred_error", reason, ex=False,
-                ts=False if ctx.suites[task.db_id] else None, em=None, gold=_clip(task.gold), pred=_clip(task.pred))
+                ts=False if ctx.suites[task.db_id] else None, em=False if ctx.want_em else None,
+                gold=_clip(task.gold), pred=_clip(task.pred))
     return _Outcome(v)
