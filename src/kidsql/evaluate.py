@@ -368,7 +368,8 @@ def _prepare(ctx: _Context, gold: str, pred: str) -> official.Prepared:
 
 def judge(ctx: _Context, task: _Task) -> _Outcome:
     """Everything about one example; runs in a worker process."""
-    v = Verdict(task.index, task.db_id, _hardness(ctx, task), "ok", gold=_clip(task.gold), pred=_clip(task.pred))
+    # The texts stay out of the verdict here: the parent holds them and fills them in (less to send back).
+    v = Verdict(task.index, task.db_id, _hardness(ctx, task), "ok")
     out = _Outcome(v)
     too_long = [name for name, sql in (("gold", task.gold), ("prediction", task.pred)) if len(sql) > MAX_SQL_CHARS]
     if "gold" in too_long:
@@ -577,6 +578,7 @@ def _run_all(ctx: _Context, tasks: list[_Task], workers: int | None, show_progre
     with tqdm(total=len(tasks), desc="evaluate", unit="q", disable=not show_progress, leave=False) as bar:
         for index, outcome in run_bounded(judge, ctx, tasks, workers=workers, budget_s=lambda t: _task_budget(ctx, t),
                                           on_overrun=overrun, on_crash=crash):
+            outcome.verdict.gold, outcome.verdict.pred = _clip(tasks[index].gold), _clip(tasks[index].pred)
             results[index] = outcome
             bar.update(1)
     return [r for r in results if r is not None]
