@@ -390,7 +390,9 @@ def judge(ctx: _Context, task: _Task) -> _Outcome:
         v.verdict, v.reason = "gold_error", f"gold fails: {gold.error}"
         v.em = _exact_match(ctx, task)  # recorded (EM needs no execution) but, as EX, left out of the accuracies
         return out
-    candidates = official.plug_value_candidates(task.gold, task.pred) if ctx.plug_value else [task.pred]
+    # The official script replaces "value" by "1" before plugging, so a `value` placeholder is a slot too.
+    candidates = (official.plug_value_candidates(task.gold, task.pred.replace("value", "1")) if ctx.plug_value
+                  else [task.pred])
     reasons: list[str] = []
     v.ex = False
     for candidate in candidates:
