@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from kidsql.sql.compare import _permutations, order_matters, results_match, spider_eq, unorder_row
+from kidsql.sql.compare import _permutations, results_match, spider_eq, unorder_row
+from kidsql.sql.official import order_matters
 
 
 def brute_force_spider(gold, pred, ordered):
@@ -100,8 +101,11 @@ def test_empty_and_shape():
 
 
 def test_order_matters_detection():
+    """The official rule is a text search for 'order by' in the lower-cased gold: spacing and sub-queries count."""
     assert order_matters("SELECT a FROM t ORDER BY a")
-    assert order_matters("select a from t order\n  by a desc limit 1")
+    assert order_matters("SELECT a FROM t WHERE a IN (SELECT a FROM t ORDER BY a LIMIT 1)")
+    assert order_matters("SELECT 'sorted in order by size' FROM t")  # the official text search sees it too
+    assert not order_matters("select a from t order\n  by a desc limit 1")  # not one space: the official says no
     assert not order_matters("SELECT a FROM t GROUP BY a")
     assert not order_matters("SELECT border_by FROM t")
 
@@ -128,3 +132,16 @@ def test_matches_brute_force_reference(seed):
         for ordered in (False, True):
             assert spider_eq(gold, pred, order_matters=ordered) == brute_force_spider(gold, pred, ordered), (
                 gold, pred, ordered)
+
+
+def test_bird_rule_is_birds_own():
+    """BIRD's evaluation.py (DAMO-ConvAI bird/llm/src/evaluation.py, compute_execution_accuracy) counts a prediction
+    right iff set(gold rows) == set(predicted rows): duplicates and row order never matter, column order does."""
+    assert results_match([(1, "a"), (1, "a"), (2, "b")], [(2, "b"), (1, "a")], order_matters=True, semantics="bird")
+    assert not results_match([(1, "a")], [("a", 1)], order_matters=False, semantics="bird")  # no column permutation
+    assert results_match([(1,)], [(1.0,)], order_matters=False, semantics="bird")  # Python equality: 1 == 1.0
+    assert not results_match([(1,)], [("1",)], order_matters=False, semantics="bird")
+    assert results_match([], [], order_matters=False, semantics="bird")
+    # where Spider's bag rule and BIRD's set rule part ways
+    assert not results_match([(1,), (1,)], [(1,)], order_matters=False, semantics="spider")
+    assert results_match([(1,), (1,)], [(1,)], order_matters=False, semantics="bird")

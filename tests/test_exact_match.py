@@ -53,7 +53,7 @@ def test_parse_builds_the_official_structure() -> None:
         "groupBy": [cu("__singer.name__")],
         "having": [],
         "orderBy": ("desc", [(0, cu("__all__", 3), None)]),
-        "limit": 3,
+        "limit": 1,  # LIMIT 3 is recorded as 1, as the official parser records every LIMIT
         "intersect": None,
         "union": None,
         "except": None,
@@ -253,7 +253,7 @@ def _from_stored(sql: dict, entry: dict) -> dict:
             "having": cond(s["having"]),
             "groupBy": [cu(u) for u in s["groupBy"]],
             "orderBy": (s["orderBy"][0], [vu(u) for u in s["orderBy"][1]]) if s["orderBy"] else [],
-            "limit": s["limit"],
+            "limit": None if s["limit"] is None else 1,  # the official evaluator's parser stores 1 for any LIMIT
             **{op: conv(s[op]) if s[op] else None for op in ("intersect", "union", "except")},
         }
 

@@ -1,7 +1,8 @@
 """The `kidsql` command line. Each sub-command lives in `kidsql.commands.<name>` with `add_arguments` and `run`.
 
-Command modules keep their heavy imports (torch, transformers) inside `run`, so `kidsql --help` and the
-evaluator stay fast. A `KidsqlError` is printed as one line and exits 2: bad input never shows a traceback.
+Only the chosen command's module is imported (`kidsql evaluate` and `kidsql data` never load torch or
+transformers, which the training commands import at module level), so start-up stays well under a second.
+A `KidsqlError` is printed as one line and exits 2: bad input never shows a traceback.
 """
 
 from __future__ import annotations
@@ -24,19 +25,27 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser for `command` (its module imported); the other commands are listed by name only."""
     parser = argparse.ArgumentParser(prog="kidsql", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"kidsql.commands.{name}")
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        if name == command:
+            module = importlib.import_module(f"kidsql.commands.{name}")
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named on the command line: the first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)

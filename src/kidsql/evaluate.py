@@ -13,8 +13,13 @@ Choices, so that numbers are comparable and honest:
 * Gold results are cached on disk under ``cache_dir()/gold_results/``, keyed by the database file (path, size,
   mtime), the SQL and the sandbox caps, so a second evaluation against the same gold executes no gold query.
   Timeouts and memory failures are not cached (they may pass on a less loaded machine).
-* Work runs in a process pool, one task per example (gold + prediction on every instance, hardness, EM), so
-  each core holds its own sandboxed connections and nothing is shared but the cache files (written atomically).
+* Semantics: by default the official test-suite script's, with its default flags (`kidsql.sql.official`:
+  DISTINCT removed, "value" -> 1, order iff the gold says "order by"; `keep_distinct` and `plug_value` are its
+  two flags); `semantics="bird"` runs both queries as written and compares sets, as BIRD's evaluator does.
+* Work runs in worker processes (`kidsql.sql.pool`), one task per example (gold + prediction on every
+  instance, EM, hardness when asked), each with a hard wall-clock bound past which its worker is replaced. A
+  worker keeps one sandboxed connection per database and the gold results of recent examples in memory;
+  nothing is shared between workers but the cache files (written atomically).
 """
 
 from __future__ import annotations
@@ -24,20 +29,20 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kidsql.data.types import Example, Schema
 from kidsql.errors import KidsqlError
-from kidsql.sql import sandbox
-from kidsql.sql.compare import SEMANTICS, order_matters, results_match
+from kidsql.sql import official, sandbox
+from kidsql.sql.compare import SEMANTICS, CompareTimeout, results_match
 
 HARDNESS_LEVELS = ("easy", "medium", "hard", "extra")
 METRICS = ("ex", "ts", "em")
 VERDICTS = ("ok", "mismatch", "pred_error", "gold_error")
 CACHE_VERSION = 1
 DEFAULT_TIMEOUT_S = sandbox.DEFAULT_TIMEOUT_S
+MAX_SQL_CHARS = 100_000  # longer gold or predicted SQL is judged without being parsed or run
 
 
 @dataclass
@@ -141,11 +146,11 @@ class EvalReport:
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         """`report.md` and `results.json` in `out_dir` (created)."""
+        from kidsql.report import write_text_atomic
+
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        md, js = out_dir / "report.md", out_dir / "results.json"
-        md.write_text(self.to_markdown(), encoding="utf-8")
-        js.write_text(self.to_json(), encoding="utf-8")
+        md = write_text_atomic(out_dir / "report.md", self.to_markdown())
+        js = write_text_atomic(out_dir / "results.json", self.to_json())
         return md, js
 
 
@@ -197,19 +202,28 @@ def _cache_store(path: Path, res: sandbox.ExecResult) -> None:
 
 
 @dataclass(frozen=True)
+class _Context:
+    """What every task of one evaluation shares; sent to each worker once, at its start."""
+
+    db_paths: dict[str, Path]
+    suites: dict[str, tuple[Path, ...]]  # TS instances; empty when TS is not asked for
+    schemas: dict[str, Schema]
+    want_em: bool
+    want_hardness: bool
+    semantics: str
+    keep_distinct: bool
+    plug_value: bool
+    timeout_s: float
+    cache_root: Path | None
+
+
+@dataclass(frozen=True)
 class _Task:
     index: int
     gold: str
     pred: str
     db_id: str
-    db_path: Path
-    suite: tuple[Path, ...]  # TS instances; empty when TS is not asked for
-    schema: Schema | None
     hardness: str
-    want_em: bool
-    semantics: str
-    timeout_s: float
-    cache_root: Path | None
 
 
 @dataclass
@@ -219,88 +233,199 @@ class _Outcome:
     gold_cache_hits: int = 0
 
 
-def _gold(task: _Task, db_path: Path, out: _Outcome) -> sandbox.ExecResult:
-    path = _cache_file(task.cache_root, db_path, task.gold) if task.cache_root else None
+_OPEN_MAX = 32  # open connections per worker; the least recently used is closed past this
+_open: dict[Path, sandbox.Database] = {}
+
+
+def _database(path: Path, timeout_s: float) -> sandbox.Database:
+    """This worker's connection to `path`, opened once and reused (opening costs more than most queries)."""
+    db = _open.pop(path, None)
+    if db is None or db.timeout_s != timeout_s:
+        db = sandbox.Database(path, timeout_s=timeout_s)
+    _open[path] = db  # most recent last
+    while len(_open) > _OPEN_MAX:
+        _open.pop(next(iter(_open))).close()
+    return db
+
+
+_MEMO_MAX = 256  # gold results kept in a worker's memory: mutations of one gold query come together
+_MEMO_ROWS = 10_000  # bigger results are only cached on disk
+_memo: dict[tuple[Path, str, float], sandbox.ExecResult] = {}
+
+
+def _gold(ctx: _Context, gold_sql: str, db_path: Path, out: _Outcome) -> sandbox.ExecResult:
+    key = (db_path, gold_sql, ctx.timeout_s)
+    if key in _memo:
+        out.gold_cache_hits += 1
+        return _memo[key]
+    res = _gold_uncached(ctx, gold_sql, db_path, out)
+    if len(res.rows or []) <= _MEMO_ROWS and not (res.error or "").startswith(("timeout", "memory")):
+        _memo[key] = res
+        while len(_memo) > _MEMO_MAX:
+            _memo.pop(next(iter(_memo)))
+    return res
+
+
+def _gold_uncached(ctx: _Context, gold_sql: str, db_path: Path, out: _Outcome) -> sandbox.ExecResult:
+    path = _cache_file(ctx.cache_root, db_path, gold_sql) if ctx.cache_root else None
     if path is not None:
         cached = _cache_load(path)
         if cached is not None:
             out.gold_cache_hits += 1
             return cached
-    res = sandbox.execute(db_path, task.gold, timeout_s=task.timeout_s)
+    res = _database(db_path, ctx.timeout_s).run(gold_sql)
     out.gold_executed += 1
     if path is not None:
         _cache_store(path, res)
     return res
 
 
-def _hardness(task: _Task) -> str:
-    if task.hardness:
-        return task.hardness
+def _hardness(ctx: _Context, task: _Task) -> str:
+    if task.hardness or not ctx.want_hardness:
+        return task.hardness or "unknown"
+    from kidsql.sql.hardness import hardness
+
     try:
-        from kidsql.sql.hardness import hardness
-    except ImportError:
-        return "unknown"
-    try:
-        return hardness(task.gold, task.schema)
+        return hardness(task.gold, ctx.schemas.get(task.db_id))
     except Exception:  # noqa: BLE001 - a gold the parser cannot read still gets judged by execution
         return "unknown"
 
 
-def _exact_match(task: _Task) -> bool | None:
-    if not task.want_em or task.schema is None:
+def _exact_match(ctx: _Context, task: _Task) -> bool | None:
+    schema = ctx.schemas.get(task.db_id)
+    if not ctx.want_em or schema is None:
         return None
     from kidsql.sql.exact_match import exact_match
 
     try:
-        return bool(exact_match(task.gold, task.pred, task.schema))
+        # The official script parses the prediction with "value" replaced by "1" for EM as for EX.
+        return bool(exact_match(task.gold, task.pred.replace("value", "1"), schema))
     except Exception:  # noqa: BLE001 - unparsable predictions are simply not an exact match
         return False
 
 
-def _test_suite(task: _Task, ex: bool, out: _Outcome) -> tuple[bool, str]:
-    """TS over every instance; the main database's EX verdict is reused rather than re-run."""
-    ordered = order_matters(task.gold)
+def _matches(ctx: _Context, gold: sandbox.ExecResult, pred: sandbox.ExecResult, ordered: bool) -> bool:
+    deadline = time.monotonic() + ctx.timeout_s
+    return results_match(gold.rows, pred.rows, order_matters=ordered, semantics=ctx.semantics, deadline=deadline)
+
+
+def _run_pred(ctx: _Context, db_path: Path, sql: str, gold: sandbox.ExecResult) -> tuple[sandbox.ExecResult, str]:
+    """The prediction's result, stopped early when it has more rows than the gold (bags of unequal size never
+    match under the Spider rule, so the rest need not be read); the second value is then the mismatch reason."""
+    cap = len(gold.rows or []) + 1 if ctx.semantics == "spider" else None
+    pred = _database(db_path, ctx.timeout_s).run(sql, max_rows=cap)
+    if not pred.ok and cap is not None and pred.error == f"row cap {cap} exceeded":
+        return pred, f"results differ: gold {cap - 1} rows, prediction more"
+    return pred, ""
+
+
+def _judge_one(ctx: _Context, task: _Task, prep: official.Prepared, gold: sandbox.ExecResult) -> tuple[bool, str]:
+    """EX of one prepared prediction against the gold's result on the main database; (right, reason)."""
+    pred, longer = _run_pred(ctx, ctx.db_paths[task.db_id], prep.pred, gold)
+    if longer:
+        return False, longer
+    if not pred.ok:
+        return False, pred.error or "error"
+    try:
+        if not _matches(ctx, gold, pred, prep.order_matters):
+            return False, f"results differ: gold {len(gold.rows or [])} rows, prediction {len(pred.rows)} rows"
+    except CompareTimeout as err:
+        return False, f"{err} (bound {ctx.timeout_s:g} s): judged wrong"
+    return True, ""
+
+
+def _test_suite(ctx: _Context, task: _Task, prep: official.Prepared, out: _Outcome) -> tuple[bool, str]:
+    """TS over every instance but the main database (whose EX verdict the caller already has)."""
     skipped = 0
-    for inst in task.suite:
-        if inst == task.db_path:
-            if not ex:
-                return False, f"TS: wrong on {inst.name}"
+    for inst in ctx.suites[task.db_id]:
+        if inst == ctx.db_paths[task.db_id]:
             continue
-        gold = _gold(task, inst, out)
+        gold = _gold(ctx, prep.gold, inst, out)
         if not gold.ok:
             skipped += 1
             continue
-        pred = sandbox.execute(inst, task.pred, timeout_s=task.timeout_s)
+        pred, longer = _run_pred(ctx, inst, prep.pred, gold)
+        if longer:
+            return False, f"TS: {longer} on {inst.name}"
         if not pred.ok:
             return False, f"TS: prediction fails on {inst.name}: {pred.error}"
-        if not results_match(gold.rows, pred.rows, order_matters=ordered, semantics=task.semantics):
-            return False, f"TS: results differ on {inst.name}"
-    note = f"TS: gold fails on {skipped} instance(s), skipped" if skipped else ""
-    return ex, note
+        try:
+            if not _matches(ctx, gold, pred, prep.order_matters):
+                return False, f"TS: results differ on {inst.name}"
+        except CompareTimeout as err:
+            return False, f"TS: {err} on {inst.name}"
+    return True, f"TS: gold fails on {skipped} instance(s), skipped" if skipped else ""
 
 
-def judge(task: _Task) -> _Outcome:
-    """Everything about one example; module-level so a process pool can pickle it."""
-    v = Verdict(task.index, task.db_id, _hardness(task), "ok", gold=task.gold, pred=task.pred)
+def _prepare(ctx: _Context, gold: str, pred: str) -> official.Prepared:
+    """The queries as the chosen official evaluator runs them: the Spider script rewrites both (DISTINCT,
+    spaced operators, "value"); BIRD's `evaluation.py` runs them as written and compares sets, so order and
+    duplicates never matter there."""
+    if ctx.semantics == "bird":
+        return official.Prepared(gold, pred, order_matters=False)
+    return official.prepare(gold, pred, keep_distinct=ctx.keep_distinct)
+
+
+def judge(ctx: _Context, task: _Task) -> _Outcome:
+    """Everything about one example; runs in a worker process."""
+    # The texts stay out of the verdict here: the parent holds them and fills them in (less to send back).
+    v = Verdict(task.index, task.db_id, _hardness(ctx, task), "ok")
     out = _Outcome(v)
-    gold = _gold(task, task.db_path, out)
+    too_long = [name for name, sql in (("gold", task.gold), ("prediction", task.pred)) if len(sql) > MAX_SQL_CHARS]
+    if "gold" in too_long:
+        v.verdict, v.reason = "gold_error", f"gold longer than {MAX_SQL_CHARS} characters: not run"
+        return out
+    if too_long:
+        v.verdict, v.reason, v.ex = "pred_error", f"prediction longer than {MAX_SQL_CHARS} characters: not run", False
+        v.ts = False if ctx.suites[task.db_id] else None
+        v.em = False if ctx.want_em else None
+        return out
+    try:
+        gold_prep = _prepare(ctx, task.gold, task.gold)
+    except ValueError as err:
+        v.verdict, v.reason = "gold_error", f"gold: {err}"
+        return out
+    gold = _gold(ctx, gold_prep.gold, ctx.db_paths[task.db_id], out)
     if not gold.ok:
         v.verdict, v.reason = "gold_error", f"gold fails: {gold.error}"
+        v.em = _exact_match(ctx, task)  # recorded (EM needs no execution) but, as EX, left out of the accuracies
         return out
-    pred = sandbox.execute(task.db_path, task.pred, timeout_s=task.timeout_s)
-    if not pred.ok:
-        v.verdict, v.reason, v.ex = "pred_error", pred.error or "error", False
-    else:
-        v.ex = results_match(gold.rows, pred.rows, order_matters=order_matters(task.gold), semantics=task.semantics)
-        if not v.ex:
-            v.verdict = "mismatch"
-            v.reason = f"results differ: gold {len(gold.rows or [])} rows, prediction {len(pred.rows)} rows"
-    if task.suite:
-        v.ts_instances = len(task.suite)
-        v.ts, ts_reason = _test_suite(task, bool(v.ex), out)
-        v.reason = "; ".join(r for r in (v.reason, ts_reason) if r)
-    v.em = _exact_match(task)
+    # The official script replaces "value" by "1" before plugging, so a `value` placeholder is a slot too.
+    candidates = (official.plug_value_candidates(task.gold, task.pred.replace("value", "1")) if ctx.plug_value
+                  else [task.pred])
+    reasons: list[str] = []
+    v.ex = False
+    for candidate in candidates:
+        try:
+            prep = _prepare(ctx, task.gold, candidate)
+        except ValueError as err:
+            reasons.append(f"prediction: {err}")
+            continue
+        ex, reason = _judge_one(ctx, task, prep, gold)
+        ts, ts_reason = _test_suite(ctx, task, prep, out) if ctx.suites[task.db_id] and ex else (ex, "")
+        if ex:
+            v.ex = True
+            v.ts = ts if ctx.suites[task.db_id] else None
+            reasons = [ts_reason] if ts_reason else []
+            if ts or not ctx.plug_value:
+                break
+        elif not reasons:
+            reasons.append(reason)
+        if not ctx.plug_value:
+            break
+    if ctx.suites[task.db_id] and v.ts is None:
+        v.ts = False
+    if not v.ex:
+        failed = reasons[0] if reasons else "error"
+        v.verdict = "mismatch" if failed.startswith(("results differ", "comparison")) else "pred_error"
+    v.reason = "; ".join(r for r in reasons if r)
+    v.em = _exact_match(ctx, task)
     return out
+
+
+def _clip(text: str, limit: int = 10_000) -> str:
+    """Stored strings are bounded: results.json never holds a 50 MB prediction."""
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text)} characters, cut]"
 
 
 # ---------------------------------------------------------------- the API
@@ -343,12 +468,19 @@ def evaluate(
     metrics: tuple[str, ...] | list[str] = METRICS,
     schemas: dict[str, Schema] | None = None,
     semantics: str = "spider",
+    keep_distinct: bool = False,
+    plug_value: bool = False,
+    hardness: bool | None = None,
     workers: int | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     use_cache: bool = True,
     show_progress: bool = True,
 ) -> EvalReport:
-    """Judge `preds[i]` against `golds[i]`. Raises KidsqlError for bad input (counts, databases, options)."""
+    """Judge `preds[i]` against `golds[i]`. Raises KidsqlError for bad input (counts, databases, options).
+
+    `hardness`: classify each gold by Spider hardness (parsing it); default: only when EM is asked for, which
+    parses anyway. Examples that carry a level keep it; the others are "unknown" without it.
+    """
     start = time.perf_counter()
     metrics = tuple(m.strip().lower() for m in metrics if m.strip())
     unknown = [m for m in metrics if m not in METRICS]
@@ -356,10 +488,18 @@ def evaluate(
         raise KidsqlError(f"unknown metric(s) {unknown or metrics}: use a comma list of {', '.join(METRICS)}")
     if semantics not in SEMANTICS:
         raise KidsqlError(f"unknown semantics {semantics!r}: use one of {', '.join(SEMANTICS)}")
+    try:
+        sandbox.check_limits(timeout_s)
+    except ValueError as err:
+        raise KidsqlError(f"--timeout: {err}") from None
+    if workers is not None and workers < 1:
+        raise KidsqlError(f"--workers must be at least 1, not {workers}")
+    if not golds:
+        raise KidsqlError("no gold examples to evaluate: the gold file is empty (or --limit selected none)")
     if len(preds) != len(golds):
         raise KidsqlError(f"{len(preds)} predictions for {len(golds)} gold examples: give one prediction per gold")
     db_ids = {g.db_id for g in golds}
-    paths = {d: _db_path(db_dir, d) for d in sorted(db_ids)}
+    paths = {d: _db_path(db_dir, d).resolve() for d in sorted(db_ids)}
     notes: list[str] = []
 
     suites: dict[str, tuple[Path, ...]] = {d: () for d in db_ids}
@@ -371,35 +511,28 @@ def evaluate(
             found = suite_instances(suite_dir, d) if suite_dir is not None else []
             if suite_dir is not None and not found:
                 fallback.append(d)
-            suites[d] = tuple(p.resolve() for p in found) or (paths[d].resolve(),)
+            suites[d] = tuple(p.resolve() for p in found) or (paths[d],)
         if fallback:
             notes.append(f"TS fell back to the single database for {len(fallback)} db_id(s) missing from "
                          f"{suite_dir}: {', '.join(sorted(fallback))}")
 
     want_em = "em" in metrics
-    if want_em:
-        try:
-            import kidsql.sql.exact_match  # noqa: F401
-        except ImportError:
-            want_em = False
-            notes.append("EM skipped: kidsql.sql.exact_match is not available")
-    schema_map = _schemas_for(db_ids, paths, schemas) if want_em else dict(schemas or {})
+    want_hardness = want_em if hardness is None else hardness
+    schema_map = _schemas_for(db_ids, paths, schemas) if (want_em or want_hardness) else dict(schemas or {})
 
     cache_root = None
     if use_cache:
         from kidsql.paths import cache_dir
 
         cache_root = cache_dir() / "gold_results"
-    tasks = [
-        _Task(i, g.sql, p or "", g.db_id, paths[g.db_id].resolve(), suites[g.db_id], schema_map.get(g.db_id),
-              g.hardness, want_em, semantics, timeout_s, cache_root)
-        for i, (g, p) in enumerate(zip(golds, preds))
-    ]
-    outcomes = _run_all(tasks, workers, show_progress)
+    ctx = _Context(paths, suites, schema_map, want_em, want_hardness, semantics, keep_distinct, plug_value,
+                   timeout_s, cache_root)
+    tasks = [_Task(i, g.sql or "", p or "", g.db_id, g.hardness) for i, (g, p) in enumerate(zip(golds, preds))]
+    outcomes = _run_all(ctx, tasks, workers, show_progress)
     report = EvalReport(
         verdicts=[o.verdict for o in outcomes],
         metrics=metrics,
-        semantics=semantics,
+        semantics=semantics_label(semantics, keep_distinct, plug_value),
         notes=notes,
         gold_executed=sum(o.gold_executed for o in outcomes),
         gold_cache_hits=sum(o.gold_cache_hits for o in outcomes),
@@ -408,14 +541,53 @@ def evaluate(
     return report
 
 
-def _run_all(tasks: list[_Task], workers: int | None, show_progress: bool) -> list[_Outcome]:
+def semantics_label(semantics: str, keep_distinct: bool, plug_value: bool) -> str:
+    """The rules that ran, in words, for the report."""
+    if semantics == "bird":
+        text = "bird (BIRD's evaluation.py: results equal as sets of rows)"
+    else:
+        text = ("spider (official test-suite evaluator, default flags: bags of rows, order iff the gold says "
+                "'order by', columns up to permutation")
+        text += ", DISTINCT kept (--keep-distinct)" if keep_distinct else ", DISTINCT removed from both queries"
+        text += ")"
+    if plug_value:
+        text += "; gold values plugged into the prediction (--plug-value)"
+    return text
+
+
+def _task_budget(ctx: _Context, task: _Task) -> float:
+    """Hard wall-clock bound of one task: every query it may run at its timeout, plus comparisons and slack."""
+    queries = 2 * max(1, len(ctx.suites[task.db_id]))
+    if ctx.plug_value:
+        queries *= 4
+    return ctx.timeout_s * (queries + 2) + 10.0
+
+
+def _run_all(ctx: _Context, tasks: list[_Task], workers: int | None, show_progress: bool) -> list[_Outcome]:
     from tqdm import tqdm
 
+    from kidsql.sql.pool import run_bounded
+
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-    workers = min(workers, max(1, len(tasks)))
-    bar = dict(total=len(tasks), desc="evaluate", unit="q", disable=not show_progress, leave=False)
-    if workers == 1:
-        return [judge(t) for t in tqdm(tasks, **bar)]
-    chunk = max(1, min(32, len(tasks) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(judge, tasks, chunksize=chunk), **bar))
+
+    def overrun(task: _Task, budget: float) -> _Outcome:
+        return _failed(ctx, task, f"hard time bound: the worker ran past {budget:g} s and was replaced")
+
+    def crash(task: _Task, reason: str) -> _Outcome:
+        return _failed(ctx, task, f"evaluator worker failed: {reason}")
+
+    results: list[_Outcome | None] = [None] * len(tasks)
+    with tqdm(total=len(tasks), desc="evaluate", unit="q", disable=not show_progress, leave=False) as bar:
+        for index, outcome in run_bounded(judge, ctx, tasks, workers=workers, budget_s=lambda t: _task_budget(ctx, t),
+                                          on_overrun=overrun, on_crash=crash):
+            outcome.verdict.gold, outcome.verdict.pred = _clip(tasks[index].gold), _clip(tasks[index].pred)
+            results[index] = outcome
+            bar.update(1)
+    return [r for r in results if r is not None]
+
+
+def _failed(ctx: _Context, task: _Task, reason: str) -> _Outcome:
+    v = Verdict(task.index, task.db_id, task.hardness or "unknown", "pred_error", reason, ex=False,
+                ts=False if ctx.suites[task.db_id] else None, em=False if ctx.want_em else None,
+                gold=_clip(task.gold), pred=_clip(task.pred))
+    return _Outcome(v)

@@ -9,7 +9,10 @@ papers when computed their way:
   for a gold column only if the two hold the same multiset of values (a necessary condition, which prunes
   nearly every candidate), and at most ``max_permutations`` candidates are tried, so wide results cannot blow
   up; past the bound the answer is "no match" (conservative). Where the official code samples 20 random rows to
-  prune, this uses the full column signatures: deterministic and at least as strict a filter.
+  prune, this uses the full column signatures: deterministic, and a filter no valid permutation fails. A match
+  is then confirmed with the official quick rejection, whose per-row sort key is ``str(value) + str(type)``:
+  it can reject two equal results whose rows mix ``1`` and ``1.0`` differently, and kidsql gives the
+  official verdict there too.
 * ``"bird"`` follows BIRD's ``evaluation.py``: ``set(pred) == set(gold)``; neither row order, duplicates nor
   column permutation are considered (so ``order_matters`` is ignored).
 
@@ -18,24 +21,36 @@ alike, so bags and sets agree), ``None`` equals ``None`` (SQL NULLs in results a
 ``'1'`` differs from the number ``1``, and floats are compared exactly, without tolerance, as both official
 evaluators do. Rows that mix types (NULL, numbers, text, blobs) are sorted with a type-ranked key, never by
 comparing a str with an int, so they cannot crash.
+
+Comparison is bounded: bags are compared by hashing (linear), and a ``deadline`` (``time.monotonic()`` value)
+stops the permutation search with `CompareTimeout`, so two huge results cannot stall a worker.
 """
 
 from __future__ import annotations
 
-import re
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
 SEMANTICS = ("spider", "bird")
 DEFAULT_MAX_PERMUTATIONS = 1_000
 
-_ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 _TYPE_RANK = {type(None): 0, bool: 1, int: 1, float: 1, str: 2, bytes: 3}
 
 
-def order_matters(gold_sql: str) -> bool:
-    """As the official evaluator: any ORDER BY in the gold query (even one used only for a top-1) makes order count."""
-    return bool(_ORDER_BY.search(gold_sql or ""))
+class CompareTimeout(Exception):
+    """The comparison ran past its deadline; the caller judges the prediction wrong and says why."""
+
+
+def _official_key(value: object) -> str:
+    return str(value) + str(type(value))
+
+
+def _official_quick_rej(gold: list[tuple], pred: list[tuple], order_matters: bool) -> bool:
+    """The official `quick_rej`: True when the rows, each sorted by `str(v) + str(type(v))`, agree."""
+    g = [tuple(sorted(r, key=_official_key)) for r in gold]
+    p = [tuple(sorted(r, key=_official_key)) for r in pred]
+    return g == p if order_matters else set(g) == set(p)
 
 
 def _key(value: object) -> tuple:
@@ -88,6 +103,7 @@ def spider_eq(
     *,
     order_matters: bool,
     max_permutations: int = DEFAULT_MAX_PERMUTATIONS,
+    deadline: float | None = None,
 ) -> bool:
     """The test-suite rule: same bag (or list, when ordered) of rows up to one column permutation."""
     if not gold_rows and not pred_rows:
@@ -109,6 +125,8 @@ def spider_eq(
         return False
     if ncol == 1:
         return gold == pred if order_matters else True  # the bag check above was already exact
+    if not _official_quick_rej(gold, pred, order_matters):
+        return False
     g_cols = [Counter(r[i] for r in gold) for i in range(ncol)]
     p_cols = [Counter(r[j] for r in pred) for j in range(ncol)]
     candidates = [[j for j in range(ncol) if p_cols[j] == g_cols[i]] for i in range(ncol)]
@@ -116,6 +134,8 @@ def spider_eq(
         return False
     gold_bag = None if order_matters else Counter(gold)
     for perm in _permutations(candidates, max_permutations):
+        if deadline is not None and time.monotonic() > deadline:
+            raise CompareTimeout(f"comparison of two {len(gold)}-row results ran out of time")
         permuted = [tuple(r[j] for j in perm) for r in pred]
         if order_matters:
             if permuted == gold:
@@ -136,10 +156,11 @@ def results_match(
     *,
     order_matters: bool,
     semantics: str = "spider",
+    deadline: float | None = None,
 ) -> bool:
     """True when the prediction's result counts as the gold one under `semantics` ("spider" or "bird")."""
     if semantics == "spider":
-        return spider_eq(gold_rows, pred_rows, order_matters=order_matters)
+        return spider_eq(gold_rows, pred_rows, order_matters=order_matters, deadline=deadline)
     if semantics == "bird":
         return bird_eq(gold_rows, pred_rows)
     raise ValueError(f"unknown semantics {semantics!r}; use one of {', '.join(SEMANTICS)}")

@@ -16,15 +16,26 @@ hostile. The defences are layered, so that a gap in one is caught by another:
    ignores the length limit and runs for seconds inside one call, where no interrupt can reach it), no sorter
    worker threads, temp data kept in memory under a process-wide
    `hard_heap_limit`.
-4. A time bound through `set_progress_handler` (the query is interrupted inside SQLite, no process is killed),
-   and caps on rows and bytes read back, fetched incrementally so a cartesian blow-up never reaches Python whole.
-5. `Cursor.execute` refuses several statements (`SELECT 1; DROP TABLE t`); `executescript` is never used.
+4. A time bound enforced twice inside the process: `set_progress_handler` stops the VDBE loop, and a watchdog
+   thread calls `Connection.interrupt()` at the deadline, which also reaches work the progress handler never
+   sees (long sorts, window partitions). The evaluator adds a third, outside the process: a worker that
+   overruns its bound is killed and replaced (`kidsql.sql.pool`).
+5. Caps on rows and bytes read back, checked as rows arrive: rows are fetched one at a time until their size
+   is known, then in batches small enough that one batch cannot pass the byte cap by more than one row.
+6. `Cursor.execute` refuses several statements (`SELECT 1; DROP TABLE t`); `executescript` is never used.
+
+A `Database` keeps one such connection open for many queries (opening one costs more than most Spider
+queries). Nothing a query does survives to the next: the connection is read-only and `query_only`, the
+authorizer denies every temp object, setting and attachment, each statement is finalised after it runs, and the
+guard's state is reset per query.
 
 Nothing here raises for bad SQL: every failure is an `ExecResult` with `ok=False` and a one-line reason.
+Text that is not UTF-8 is decoded as the official evaluator decodes it (invalid bytes dropped).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sqlite3
@@ -41,8 +52,11 @@ DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
 DEFAULT_HEAP_LIMIT_BYTES = 1024 * 1024 * 1024
 MAX_SQL_CHARS = 1_000_000
 _FETCH_CHUNK = 512
-# SQLite checks the handler only at jumps/loops, so a small period matters when each row is expensive.
-_PROGRESS_OPS = 100
+# The progress handler is the first bound (checked between VDBE instructions, every this many); the
+# watchdog's interrupt is the second, for work inside one instruction. A small period costs a Python call
+# per few hundred instructions, which slows heavy queries for nothing now that the watchdog exists.
+_PROGRESS_OPS = 10_000
+_WATCHDOG_POLL_S = 0.02
 
 # Pragmas a query may use: they only read the schema. Anything else (including reads of settings) is denied,
 # because no text-to-SQL answer needs them and some forms write.
@@ -80,11 +94,17 @@ class _Guard:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self.deadline = float("inf")
+        self.sql = ""
+        self.reset()
+
+    def reset(self) -> None:
         self.timed_out = False
         self.denied: str | None = None
         self.udf_error: str | None = None
 
-    def start(self) -> None:
+    def start(self, sql: str = "") -> None:
+        self.reset()
+        self.sql = sql
         self.deadline = time.monotonic() + self.timeout_s
 
     def progress(self) -> int:
@@ -103,8 +123,17 @@ class _Guard:
         if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in READ_PRAGMAS:
             return sqlite3.SQLITE_OK
         if action in _WRITES:
+            pragma_fn = _PRAGMA_FUNCTION.search(self.sql) if arg1 == "sqlite_master" else None
+            if pragma_fn:  # SQLite authorises a pragma table-valued function as an update of sqlite_master
+                name = pragma_fn.group(1)
+                return self._deny(f"pragma function pragma_{name} (SQLite asks to update sqlite_master for it; "
+                                  f"use PRAGMA {name}(...) instead)")
             return self._deny(f"write to table {arg1} ({_WRITES[action]})")
         if action == sqlite3.SQLITE_ATTACH:
+            if _VACUUM.match(self.sql):
+                if arg1:  # VACUUM INTO 'file' attaches the new file to write it
+                    return self._deny(f"VACUUM INTO {arg1!r} (it writes a copy of the database)")
+                return self._deny("VACUUM (it rewrites the database file)")
             return self._deny(f"attach of {arg1!r}")
         if action == sqlite3.SQLITE_PRAGMA:
             return self._deny(f"pragma {arg1}" + (f"={arg2}" if arg2 is not None else ""))
@@ -118,9 +147,60 @@ class _Guard:
         return sqlite3.SQLITE_DENY
 
 
+_NOT_UTF8 = "Could not decode to UTF-8"
+_PRAGMA_FUNCTION = re.compile(r"\bpragma_(\w+)\s*\(", re.IGNORECASE)
+_VACUUM = re.compile(r"\s*vacuum\b", re.IGNORECASE)
+
+
+class _Watchdog:
+    """One thread per process that interrupts the connection whose deadline has passed.
+
+    `set_progress_handler` runs only between VDBE instructions; a sort or a window partition can run for
+    many seconds inside one. `Connection.interrupt()` is safe from another thread and stops those too. The
+    thread polls every `_WATCHDOG_POLL_S` instead of being woken per query: waking a thread per query costs
+    a GIL hand-off each time, more than a Spider query takes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._armed: tuple[sqlite3.Connection, _Guard, float] | None = None
+        self._thread: threading.Thread | None = None
+
+    def arm(self, conn: sqlite3.Connection, guard: _Guard, deadline: float) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="kidsql-sql-watchdog", daemon=True)
+            self._thread.start()
+        with self._lock:
+            self._armed = (conn, guard, deadline)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed = None
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(_WATCHDOG_POLL_S)
+            with self._lock:  # the query it interrupts is the one still armed, never the next one
+                armed = self._armed
+                if armed is None or time.monotonic() < armed[2]:
+                    continue
+                conn, guard, _ = armed
+                guard.timed_out = True
+                try:
+                    conn.interrupt()
+                except sqlite3.Error:  # closed meanwhile: nothing runs on it
+                    pass
+                self._armed = None
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):  # a forked worker gets a fresh watchdog: the parent's lock may be held
+    os.register_at_fork(after_in_child=_WATCHDOG.__init__)
+
+
 def _decode(raw: bytes) -> str:
-    """Text that is not valid UTF-8 becomes U+FFFD instead of an exception that would hide the real result."""
-    return raw.decode("utf-8", errors="replace")
+    """Invalid UTF-8 bytes are dropped, as the official evaluator's `text_factory` does, never raised."""
+    return raw.decode("utf-8", errors="ignore")
 
 
 def _immutable_safe(db_path: Path) -> bool:
@@ -160,7 +240,7 @@ def connect(
     uri = f"file:{quote(str(db_path))}?mode=ro" + ("&immutable=1" if _immutable_safe(db_path) else "")
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     try:
-        conn.text_factory = _decode
+        conn.text_factory = str  # C speed; `Database.run` switches to `_decode` when a value is not UTF-8
         if hasattr(conn, "enable_load_extension"):  # absent when Python was built without extension support
             conn.enable_load_extension(False)
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
@@ -228,12 +308,6 @@ def _checked_printf(limit: int, guard: _Guard):
     return printf
 
 
-def _value_size(value: object) -> int:
-    if isinstance(value, (str, bytes)):
-        return len(value) + 8
-    return 8
-
-
 def _reason(err: BaseException, guard: _Guard) -> str:
     if guard.timed_out:
         return f"timeout after {guard.timeout_s:g} s"
@@ -249,6 +323,119 @@ def _reason(err: BaseException, guard: _Guard) -> str:
     return f"{type(err).__name__}: {msg}"
 
 
+def check_limits(timeout_s: float, max_rows: int = DEFAULT_MAX_ROWS, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """Raise ValueError unless every bound is a finite positive number (nan/inf/0 would disable a bound)."""
+    if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise ValueError(f"timeout must be a finite number of seconds > 0, not {timeout_s!r}")
+    for name, value in (("max_rows", max_rows), ("max_bytes", max_bytes)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+class Database:
+    """One locked-down connection to one file, reused for many queries; see the module docstring."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        heap_limit_bytes: int = DEFAULT_HEAP_LIMIT_BYTES,
+    ) -> None:
+        check_limits(timeout_s, max_rows, max_bytes)
+        self.path = Path(db_path)
+        self.timeout_s, self.max_rows, self.max_bytes = timeout_s, max_rows, max_bytes
+        self.max_value_bytes, self.heap_limit_bytes = max_value_bytes, heap_limit_bytes
+        self._conn: sqlite3.Connection | None = None
+        self._guard: _Guard | None = None
+
+    def _open(self) -> str | None:
+        """None once the connection is open, else why it cannot be (tried again on the next query)."""
+        if self._conn is None:
+            if not self.path.is_file():
+                return f"database not found: {self.path}"
+            try:
+                self._conn, self._guard = connect(self.path, self.timeout_s, max_value_bytes=self.max_value_bytes,
+                                                  heap_limit_bytes=self.heap_limit_bytes)
+            except (sqlite3.Error, OSError) as err:
+                return f"cannot open database {self.path}: {err}"
+        return None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def run(self, sql: str, *, max_rows: int | None = None) -> ExecResult:
+        """Run one query under every guard; a cap hit is a failure (a truncated result would compare wrongly).
+
+        `max_rows` lowers the row cap for this query (the evaluator stops a prediction as soon as it has more
+        rows than the gold, which can no longer match under bag semantics).
+        """
+        start = time.perf_counter()
+        row_cap = self.max_rows if max_rows is None else min(max_rows, self.max_rows)
+
+        def fail(reason: str) -> ExecResult:
+            return ExecResult(False, None, [], reason, time.perf_counter() - start)
+
+        if not isinstance(sql, str) or not sql.strip():
+            return fail("empty query")
+        if len(sql) > MAX_SQL_CHARS:
+            return fail(f"query longer than {MAX_SQL_CHARS} characters")
+        error = self._open()
+        if error:
+            return fail(error)
+        conn, guard = self._conn, self._guard
+        assert conn is not None and guard is not None
+        guard.start(sql)
+        _WATCHDOG.arm(conn, guard, guard.deadline)
+        cur = conn.cursor()
+        try:
+            cur.execute(sql)
+            if cur.description is None:  # REINDEX and friends: no result set, so no answer to compare
+                return fail("not a query: the statement returns no result set")
+            columns = [d[0] for d in cur.description]
+            rows: list[tuple] = []
+            size = 0
+            largest = 0  # biggest row seen, to size the next batch
+            batch = 1
+            while True:
+                chunk = cur.fetchmany(batch)
+                if not chunk:
+                    break
+                for row in chunk:
+                    row_size = 8 * len(row)
+                    for v in row:
+                        if isinstance(v, (str, bytes)):
+                            row_size += len(v)
+                    size += row_size
+                    if row_size > largest:
+                        largest = row_size
+                rows.extend(chunk)
+                if len(rows) > row_cap:
+                    return fail(f"row cap {row_cap} exceeded")
+                if size > self.max_bytes:
+                    return fail(f"byte cap {self.max_bytes} exceeded")
+                # Next batch: at most what fits under the byte cap if each row were as big as the biggest yet.
+                batch = max(1, min(_FETCH_CHUNK, (self.max_bytes - size) // (2 * largest + 1)))
+            return ExecResult(True, rows, columns, None, time.perf_counter() - start)
+        except (sqlite3.Error, MemoryError, ValueError, OverflowError) as err:
+            if _NOT_UTF8 in str(err) and conn.text_factory is not _decode:
+                cur.close()
+                _WATCHDOG.disarm()
+                conn.text_factory = _decode  # rare: this database holds invalid UTF-8; decode it in Python
+                return self.run(sql, max_rows=max_rows)
+            return fail(_reason(err, guard))
+        finally:
+            _WATCHDOG.disarm()
+            cur.close()  # finalises the statement: nothing of it outlives the query
+            if conn.in_transaction:  # never true for reads; a guard against state leaking to the next query
+                self.close()
+
+
 def execute(
     db_path: Path,
     sql: str,
@@ -259,44 +446,10 @@ def execute(
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     heap_limit_bytes: int = DEFAULT_HEAP_LIMIT_BYTES,
 ) -> ExecResult:
-    """Run one query under every guard above; a cap hit is a failure (a truncated result would compare wrongly)."""
-    start = time.perf_counter()
-
-    def fail(reason: str) -> ExecResult:
-        return ExecResult(False, None, [], reason, time.perf_counter() - start)
-
-    if not isinstance(sql, str) or not sql.strip():
-        return fail("empty query")
-    if len(sql) > MAX_SQL_CHARS:
-        return fail(f"query longer than {MAX_SQL_CHARS} characters")
-    db_path = Path(db_path)
-    if not db_path.is_file():
-        return fail(f"database not found: {db_path}")
+    """One query on a connection of its own, opened and closed here (`Database` reuses one for many)."""
+    db = Database(db_path, timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes,
+                  max_value_bytes=max_value_bytes, heap_limit_bytes=heap_limit_bytes)
     try:
-        conn, guard = connect(db_path, timeout_s, max_value_bytes=max_value_bytes, heap_limit_bytes=heap_limit_bytes)
-    except (sqlite3.Error, OSError) as err:
-        return fail(f"cannot open database {db_path}: {err}")
-    try:
-        guard.start()
-        cur = conn.cursor()
-        cur.execute(sql)
-        if cur.description is None:  # REINDEX and friends: no result set, so no answer to compare
-            return fail("not a query: the statement returns no result set")
-        columns = [d[0] for d in cur.description]
-        rows: list[tuple] = []
-        size = 0
-        while True:
-            chunk = cur.fetchmany(_FETCH_CHUNK)
-            if not chunk:
-                break
-            rows.extend(chunk)
-            if len(rows) > max_rows:
-                return fail(f"row cap {max_rows} exceeded")
-            size += sum(_value_size(v) for row in chunk for v in row)
-            if size > max_bytes:
-                return fail(f"byte cap {max_bytes} exceeded")
-        return ExecResult(True, rows, columns, None, time.perf_counter() - start)
-    except (sqlite3.Error, MemoryError, ValueError, OverflowError) as err:
-        return fail(_reason(err, guard))
+        return db.run(sql)
     finally:
-        conn.close()
+        db.close()

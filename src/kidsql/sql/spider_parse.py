@@ -58,6 +58,9 @@ _LITERAL_WORDS = ("null", "true", "false")
 SqlDict = dict[str, Any]
 
 
+_CLAUSE_WORDS = ("select", "from", "where", "group", "order", "limit", "intersect", "union", "except")
+
+
 class SpiderParseError(KidsqlError):
     """The SQL is outside what the Spider structure can represent (or is not SQL). One line, names the spot."""
 
@@ -78,7 +81,7 @@ _TOKEN_RE = re.compile(
     | (?P<br>\[[^\]]*\])
     | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?(?!\w))
     | (?P<word>[^\W\d]\w*|\d+[^\W\d]\w*)
-    | (?P<op>!=|<>|>=|<=|==|\|\||[=<>(),;.*+\-/%])""",
+    | (?P<op>!\s*=|<>|>\s*=|<\s*=|==|\|\||[=<>(),;.*+\-/%])""",
     re.VERBOSE,
 )
 
@@ -104,6 +107,8 @@ def tokenize(sql: str) -> list[Token]:
         elif kind == "dq":
             tokens.append(Token("dq", text[1:-1].replace('""', '"')))
         elif kind == "op":
+            # `> =` is `>=`, as the official tokenizer joins `!`, `>`, `<` with a following `=`
+            text = "".join(text.split())
             tokens.append(Token("op", {"<>": "!=", "==": "="}.get(text, text)))
         else:
             tokens.append(Token(kind, text))
@@ -307,15 +312,19 @@ class _Parser:
             self.i += 1
 
     def parse_limit(self) -> int:
-        """LIMIT n, LIMIT n OFFSET m, LIMIT m, n: only presence counts for EM, the row count is kept."""
-        count = self.parse_int()
+        """LIMIT n, LIMIT n OFFSET m, LIMIT m, n, recorded as 1 whatever n is.
+
+        The official parser never converts the token after LIMIT, so it stores 1 for every LIMIT; EM thereby
+        compares LIMIT by presence at every nesting level (sub-queries are compared as whole structures).
+        """
+        self.parse_int()
         if self.at_op(","):
             self.i += 1
-            count = self.parse_int()
+            self.parse_int()
         elif self.at_word("offset"):
             self.i += 1
             self.parse_int()
-        return count
+        return 1
 
     def parse_int(self) -> int:
         tok = self.peek()
@@ -337,8 +346,8 @@ class _Parser:
                     conds.append("and")
                 conds.extend(these)
             if self.at_op(","):
-                self.i += 1
-                continue
+                # The official parser reads FROM as tables joined by JOIN only; it fails on a comma list.
+                self.fail("comma-separated FROM tables: the official parser accepts only JOIN")
             if self.accept_join():
                 continue
             return {"table_units": table_units, "conds": conds}
@@ -452,13 +461,20 @@ class _Parser:
             distinct = self.at_word("distinct")
             if distinct:
                 self.i += 1
+                self.no_second_distinct()
             col = self.parse_col(scope)
             self.expect_op(")")
             return (agg, col, distinct)
         distinct = self.at_word("distinct")
         if distinct:
             self.i += 1
+            self.no_second_distinct()
         return (0, self.parse_col(scope), distinct)
+
+    def no_second_distinct(self) -> None:
+        """`count(DISTINCT DISTINCT x)`: the official parser reads the second DISTINCT as a column and fails."""
+        if self.at_word("distinct"):
+            self.fail("DISTINCT twice")
 
     def select_alias(self, scope: _Scope) -> tuple | None:
         """`ORDER BY total` where `total` names a select item (not a column): use that item's expression."""
@@ -513,6 +529,8 @@ class _Parser:
             if not self.at_op(","):
                 return items
             self.i += 1
+            if self.at_word(*_CLAUSE_WORDS):  # `SELECT a, FROM t`: the official parser stops at the clause
+                return items
 
     def parse_select_item(self, scope: _Scope) -> tuple:
         """`agg(expr)` keeps the aggregate outside the val_unit, as the official parser does for SELECT."""
@@ -523,6 +541,7 @@ class _Parser:
         distinct = self.at_word("distinct")
         if distinct:
             self.i += 1
+            self.no_second_distinct()
         op, unit1, unit2 = self.parse_val_unit(scope)
         if distinct:
             unit1 = (unit1[0], unit1[1], True)
