@@ -43,6 +43,11 @@ class BenchConfig(RunConfig):
     strategies: str | None = config_field("KID ablation: comma list of random, uniform, hard, easy")
     masking_only: bool = config_field("KID ablation: add masking-only (kid_rewrite none)", False)
     mle_weights: str | None = config_field("KID ablation: comma list of MLE weights")
+    num_return_sequences: int = config_field("execution-guided evaluation: N candidates per question (beam search, "
+                                             "or sampling with --do_sample); the first that executes is scored "
+                                             "(1: greedy)", 1)
+    do_sample: bool = config_field("execution-guided evaluation: sample the candidates instead of beam search", False)
+    require_rows: bool = config_field("execution-guided evaluation: a candidate must also return rows", False)
     kid_options: str | None = config_field("KID ablation: comma list of field=value (a kid_* option of "
                                            "`kidsql distill`, e.g. mle_on=clean,kl_positions=rewritten, or "
                                            "divergence / temperature), one variant each")
@@ -198,7 +203,9 @@ def check_same_setup(cfg: BenchConfig) -> None:
     path = Path(cfg.out) / "bench_setup.json"
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
-        differs = sorted(k for k in set(before) | set(setup) if before.get(k) != setup.get(k))
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg)}  # a setting newer than the folder, at
+        differs = sorted(k for k in set(before) | set(setup)         # its default, is the old behaviour
+                         if before.get(k, defaults.get(k)) != setup.get(k))
         if differs:
             raise KidsqlError(f"{path}: this folder holds bench runs made with other settings (differs in: "
                               f"{', '.join(differs)}); pass a new --out, or delete {cfg.out} to start over")
@@ -235,15 +242,17 @@ def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_fi
 def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list[str], run_dir: Path) -> dict:
     """{split: {"ex", "ts", "em", "scored", "predictions"}}; predictions saved as preds_<split>.json."""
     from kidsql import pipeline as P
+    from kidsql.guided import GuidedDecoding
     from kidsql.predict import load_for_inference
     from kidsql.report import write_json
 
     model, tokenizer = load_for_inference(model_dir)
+    guided = GuidedDecoding(cfg.num_return_sequences, do_sample=cfg.do_sample, require_rows=cfg.require_rows)
     metrics = {}
     for split in splits:
         preds = P.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
                           batch_size=cfg.gen_batch_size,
-                          model=model, tokenizer=tokenizer)
+                          model=model, tokenizer=tokenizer, guided=guided)
         pred_file = write_json(run_dir / f"preds_{split}.json", preds)
         report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers)
         metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file)}

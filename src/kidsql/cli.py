@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "train": "Fine-tune a teacher (SFT).",
     "distill": "Distil a student from a teacher with KID or a baseline.",
     "predict": "Generate SQL for a benchmark split with a trained model.",
+    "ask": "Ask a trained model questions about your own SQLite database.",
     "demo": "The main job: teacher, SFT/RKD/KID students, evaluation, on the embedded benchmark.",
     "bench": "Every method over several seeds: report.md, report.json and plots.",
 }

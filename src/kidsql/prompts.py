@@ -216,27 +216,36 @@ def _values_for(
 
 def build_prompt(example: Example, schema: Schema, db_path: Path | None, options: PromptOptions | None = None) -> str:
     """The CodeS-style prompt for one example, ending with `SQL_START` (see the module docstring)."""
+    return fit_prompt(example, schema, db_path, options)[0]
+
+
+def fit_prompt(example: Example, schema: Schema, db_path: Path | None,
+               options: PromptOptions | None = None) -> tuple[str, set[Key]]:
+    """`build_prompt`'s prompt and the (table, column) keys, lower-cased, that the token budget left out of it."""
     options = options or PromptOptions()
     samples, matched = _values_for(schema, db_path, example, options)
     full = _render(schema, set(), samples, matched, example)
     budget = options.max_prompt_tokens
     if budget is None or options.count_tokens(full) <= budget:
-        return full
+        return full, set()
     steps = _drop_steps(schema, matched, f"{example.question} {example.evidence}")
 
+    def dropped_after(k: int) -> set[Key]:
+        return set().union(*steps[:k])
+
     def prompt_after(k: int) -> str:
-        return _render(schema, set().union(*steps[:k]), samples, matched, example)
+        return _render(schema, dropped_after(k), samples, matched, example)
 
     lo, hi = 0, len(steps)  # invariant: lo does not fit; hi fits (or is the shortest prompt there is)
     if options.count_tokens(prompt_after(hi)) > budget:
-        return prompt_after(hi)
+        return prompt_after(hi), dropped_after(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if options.count_tokens(prompt_after(mid)) <= budget:
             hi = mid
         else:
             lo = mid
-    return prompt_after(hi)
+    return prompt_after(hi), dropped_after(hi)
 
 
 # ------------------------------------------------------------------- a split's prompts, and their saved options

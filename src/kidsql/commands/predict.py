@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from kidsql.errors import KidsqlError
+from kidsql.guided import add_guided_arguments, guided_from_args
 
 EMPTY_PLACEHOLDER = "SELECT"
 
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N examples")
     parser.add_argument("--no-evidence", action="store_true", help="leave BIRD's evidence hints out of prompts")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, else float32), float32, bfloat16, float16")
+    add_guided_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise KidsqlError(f"{out} already exists; pass --force to overwrite it or choose another --out")
     if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 0):
         raise KidsqlError("--batch-size and --max-new-tokens must be >= 1 and --limit >= 0; fix the option")
+    guided = guided_from_args(args)
 
     from kidsql.data.load import load_benchmark
     from kidsql.predict import predict_examples
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     sqls = predict_examples(args.model, bench, examples, max_new_tokens=args.max_new_tokens,
-                            batch_size=args.batch_size, dtype=args.dtype)
+                            batch_size=args.batch_size, dtype=args.dtype, guided=guided)
     seconds = time.perf_counter() - start
 
     lines = [" ".join(s.split()) or EMPTY_PLACEHOLDER for s in sqls]
