@@ -70,7 +70,9 @@ def print_rows(console: Console, columns: list[str], rows: list[tuple]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(*[Text(c) for c in columns], show_lines=False)
+    table = Table()
+    for c in columns:
+        table.add_column(Text(c))
     for row in rows:
         table.add_row(*[Text("NULL" if v is None else _cell(v)) for v in row])
     console.print(table)

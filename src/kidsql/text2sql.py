@@ -96,14 +96,26 @@ def check_database(path: Path | str) -> Path:
     return path
 
 
-def read_database_schema(path: Path | str) -> Schema:
-    """The schema of a checked database file (named after the file); a database without tables is an error."""
-    from kidsql.data.sqlite_schema import read_schema
+def read_database_schema(path: Path | str, column_types: str = "spider") -> Schema:
+    """The schema of a checked database file (named after the file); a database without tables is an error.
 
+    `column_types` "spider" writes column types in Spider's vocabulary (number, text, time, ...), as the
+    tables.json of Spider-layout benchmarks (the embedded one too) gave them to the model in training;
+    "declared" keeps the types the CREATE statements declare (models trained on schemas read from SQLite).
+    """
+    import dataclasses
+
+    from kidsql.data.sqlite_schema import read_schema, spider_column_type
+
+    if column_types not in ("spider", "declared"):
+        raise KidsqlError(f"--column-types {column_types!r}: use spider or declared")
     path = check_database(path)
     schema = read_schema(path, path.stem)
     if not schema.tables:
-        raise KidsqlError(f"{path}: the database has no tables; pass a database that holds your data")
+        raise KidsqlError(f"{path}: the database has no tables; pass --db a database that holds your data")
+    if column_types == "spider":
+        for table in schema.tables:
+            table.columns = [dataclasses.replace(c, type=spider_column_type(c.type)) for c in table.columns]
     return schema
 
 
@@ -145,19 +157,23 @@ class Text2SQL:
     """A loaded model that answers questions on SQLite files; `load` it once, then `ask` or `ask_many`."""
 
     def __init__(self, model: Any, tokenizer: Any, prompt_options: PromptOptions, *, model_dir: Path | None = None,
-                 max_new_tokens: int = 128, batch_size: int = 16, guided: GuidedDecoding | None = None) -> None:
+                 max_new_tokens: int = 128, batch_size: int = 16, guided: GuidedDecoding | None = None,
+                 column_types: str = "spider") -> None:
         from kidsql.guided import GuidedDecoding
 
         self.model, self.tokenizer, self.prompt_options = model, tokenizer, prompt_options
         self.model_dir = model_dir
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.guided = guided or GuidedDecoding()
+        self.column_types = column_types
         self._schemas: dict[tuple[str, int, int], Schema] = {}
 
     @classmethod
     def load(cls, model_dir: Path | str, *, max_new_tokens: int = 128, batch_size: int = 16, dtype: str = "auto",
-             guided: GuidedDecoding | None = None, default_prompt_options: bool = False) -> Text2SQL:
-        """Load a model folder written by kidsql (weights, tokenizer, `prompt_options.json`)."""
+             guided: GuidedDecoding | None = None, default_prompt_options: bool = False,
+             column_types: str = "spider") -> Text2SQL:
+        """Load a model folder written by kidsql (weights, tokenizer, `prompt_options.json`); `column_types`:
+        see `read_database_schema`."""
         from kidsql.predict import inference_prompt_options, load_for_inference
 
         model_dir = Path(model_dir)
@@ -165,7 +181,7 @@ class Text2SQL:
         model, tokenizer = load_for_inference(model_dir, dtype)
         options = inference_prompt_options(saved, tokenizer, model, max_new_tokens)
         return cls(model, tokenizer, options, model_dir=model_dir, max_new_tokens=max_new_tokens,
-                   batch_size=batch_size, guided=guided)
+                   batch_size=batch_size, guided=guided, column_types=column_types)
 
     def schema(self, db: Path | str) -> Schema:
         """The database's schema, read once per file version (path, size, mtime)."""
@@ -173,7 +189,7 @@ class Text2SQL:
         st = path.stat()
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         if key not in self._schemas:
-            self._schemas[key] = read_database_schema(path)
+            self._schemas[key] = read_database_schema(path, self.column_types)
         return self._schemas[key]
 
     def prompt(self, db: Path | str, question: str) -> tuple[str, list[str]]:

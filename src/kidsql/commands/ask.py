@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16, help="sequences decoded per batch")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, else float32), float32, bfloat16, float16")
+    parser.add_argument("--column-types", choices=["spider", "declared"], default="spider",
+                        help="column types in the prompt: Spider's vocabulary (number/text/time, as benchmark "
+                             "tables.json files give them; default) or as the CREATE statements declare them")
     parser.add_argument("--default-prompt-options", action="store_true",
                         help="accept kidsql's default prompt for a model folder without prompt_options.json")
     add_guided_arguments(parser)
@@ -45,14 +48,15 @@ def run(args: argparse.Namespace) -> int:
 
     from kidsql.text2sql import Text2SQL, model_prompt_options, read_database_schema
 
-    read_database_schema(args.db)  # fails fast, before the model is loaded
+    read_database_schema(args.db, args.column_types)  # fails fast, before the model is loaded
     model_prompt_options(args.model, default_prompt_options=args.default_prompt_options)
 
     from kidsql.shell import make_console, render_answer, run_shell
 
     mode = "json" if args.json else "sql" if args.sql_only else "table"
     t2s = Text2SQL.load(args.model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                        dtype=args.dtype, guided=guided, default_prompt_options=args.default_prompt_options)
+                        dtype=args.dtype, guided=guided, default_prompt_options=args.default_prompt_options,
+                        column_types=args.column_types)
     console = make_console()
     if not questions:
         return run_shell(t2s, args.db, max_rows=args.max_rows, mode=mode, console=console, stdin=sys.stdin)
