@@ -185,6 +185,26 @@ def test_hostile_generated_sql_never_changes_the_file(t2s, db, fake_generator, t
     assert execute(db, "SELECT count(*) FROM singer").rows == [(4,)]
 
 
+def test_schema_read_for_prompts_speaks_spider_types_in_declaration_order(tmp_path):
+    from kidsql.data.sqlite_schema import read_schema, spider_column_type
+    from kidsql.text2sql import read_database_schema
+
+    path = tmp_path / "t.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, born DATE, price DECIMAL(8,2), ok BOOLEAN, x BLOB, n VARCHAR(9))")
+    con.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, y INT)")
+    con.execute("CREATE TABLE c (a_id INTEGER REFERENCES a (id), b_id INTEGER REFERENCES b (id), "
+                "a2 INTEGER REFERENCES a (id))")
+    con.close()
+    schema = read_database_schema(path)
+    assert [c.type for c in schema.table("a").columns] == ["number", "time", "number", "boolean", "others", "text"]
+    assert [c.type for c in read_database_schema(path, "declared").table("a").columns][:3] == [
+        "integer", "date", "decimal(8,2)"]
+    assert [(f.column, f.ref_table) for f in read_schema(path, "t").foreign_keys] == [
+        ("a_id", "a"), ("b_id", "b"), ("a2", "a")]  # as declared (SQLite lists them last first)
+    assert spider_column_type("") == "text" and spider_column_type("NVARCHAR(20)") == "text"
+
+
 # ------------------------------------------------------------------------------------------------ errors
 
 
@@ -196,7 +216,7 @@ def run_cli(*args: str) -> tuple[int, str]:
     return proc.returncode, proc.stderr.strip() + "\n" + proc.stdout.strip()
 
 
-def test_bad_database_files_are_one_line_errors_before_torch(trained, tmp_path):
+def test_bad_database_files_are_one_line_errors_before_torch(tmp_path):
     text = tmp_path / "notes.sqlite"
     text.write_text("not a database\n")
     empty = tmp_path / "empty.db"
@@ -209,7 +229,7 @@ def test_bad_database_files_are_one_line_errors_before_torch(trained, tmp_path):
     cases = {tmp_path / "missing.db": "no such file", text: "not a SQLite database", empty: "an empty file",
              no_tables: "has no tables", tmp_path: "not a file"}
     for path, reason in cases.items():
-        rc, out = run_cli("ask", "--model", str(trained), "--db", str(path), "how many singers are there ?")
+        rc, out = run_cli("ask", "--model", str(tmp_path / "model"), "--db", str(path), "how many singers are there ?")
         err, marker = out.split("\n")[0], out.split("\n")[-1]
         assert rc == 2 and str(path) in err and reason in err and "--db" in err, out
         assert marker == "NO-TORCH"  # failed before the model (and torch) was loaded

@@ -35,7 +35,8 @@ class GuidedDecoding:
 
     def __post_init__(self) -> None:
         if self.num_return_sequences < 1:
-            raise KidsqlError(f"--num-return-sequences {self.num_return_sequences}: give 1 or more candidates")
+            raise KidsqlError(f"--num-return-sequences {self.num_return_sequences}: give 1 or more candidates "
+                              "(num_return_sequences in a bench config)")
         if self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise KidsqlError(f"--temperature {self.temperature} / --top-p {self.top_p}: need temperature > 0 and "
                               "0 < top_p <= 1")
