@@ -48,7 +48,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/results/execution-guided"))
     parser.add_argument("--work", type=Path, default=Path("runs/execution-guided"), help="where the student is trained")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="a trained teacher folder to use instead of the cached demo teacher")
     parser.add_argument("--student", type=Path, default=None, help="a distilled student folder to use instead")
+    parser.add_argument("--note", default="", help="a sentence for README.md on what is special about this run")
     parser.add_argument("--method", default="kid", help="distillation method of the student (default kid)")
     parser.add_argument("--ns", default="1,4,8", help="candidate counts (default 1,4,8)")
     parser.add_argument("--sample", action="store_true", help="also N sampled candidates (temperature 1)")
@@ -60,13 +63,13 @@ def main() -> None:
 
     cfg = P.RunConfig()
     bench = P.resolve_benchmark(cfg)
-    teacher = P.resolve_teacher(bench, cfg)
+    teacher = args.teacher or P.resolve_teacher(bench, cfg)
     ns = [int(n) for n in args.ns.split(",")]
     modes = [GuidedDecoding(n) for n in ns]
     modes += [GuidedDecoding(n, do_sample=True) for n in ns if n > 1] if args.sample else []
     command = "python benchmarks/execution_guided.py " + " ".join(sys.argv[1:])
     rows = run_model("teacher", teacher, bench, modes, args.limit, cfg)
-    write(args.out, command, cfg, args.method, teacher, None, rows)  # the teacher's rows survive a killed run
+    write(args.out, command, cfg, args.method, teacher, None, rows, args.note)  # the teacher's rows survive a killed run
     student = args.student
     if student is None:
         student = args.work / args.method / "final"
@@ -75,10 +78,11 @@ def main() -> None:
             P.train_student(bench, args.method, init, teacher, args.work / args.method, P.student_budget(cfg),
                             seed=cfg.seed, resume="auto")
     rows += run_model(f"student ({args.method})", student, bench, modes, args.limit, cfg)
-    print(write(args.out, command, cfg, args.method, teacher, student, rows))
+    print(write(args.out, command, cfg, args.method, teacher, student, rows, args.note))
 
 
-def write(out: Path, command: str, cfg, method: str, teacher: Path, student: Path | None, rows: list) -> str:  # noqa: ANN001
+def write(out: Path, command: str, cfg, method: str, teacher: Path, student: Path | None, rows: list,  # noqa: ANN001
+          note: str) -> str:
     from kidsql import pipeline as P
     from kidsql.report import markdown_table, write_json, write_text_atomic
 
@@ -86,14 +90,14 @@ def write(out: Path, command: str, cfg, method: str, teacher: Path, student: Pat
         ["model", "decoding", "dev EX", "SQL that executes %", "time vs greedy", "seconds"],
         [[r["model"], r["decoding"], f"{r['ex']:.1f}", f"{r['executes']:.1f}", f"{r['time_vs_greedy']:.2f}x",
           f"{r['seconds']:.1f}"] for r in rows], numeric_from=2)
-    write_json(out / "results.json", {"command": command, "teacher": str(teacher), "student": str(student),
+    write_json(out / "results.json", {"command": command, "note": note, "teacher": str(teacher), "student": str(student),
                                       "config": vars(cfg), "environment": P.environment(), "rows": rows})
     write_text_atomic(out / "README.md", f"""# Execution-guided decoding on the embedded benchmark (`cpu` preset)
 
     {command}
 
-First {rows[0]['questions']} dev questions; teacher `{cfg.teacher}` ({cfg.teacher_steps} SFT steps, cached as
-`kidsql demo` trains it), student `{cfg.student}` distilled with `{method}` for {cfg.student_steps} steps
+{note + chr(10) + chr(10) if note else ""}First {rows[0]['questions']} dev questions; teacher `{cfg.teacher}` ({cfg.teacher_steps} SFT steps, cached as
+`kidsql demo` trains it, unless the note says otherwise), student `{cfg.student}` distilled with `{method}` for {cfg.student_steps} steps
 (the demo's budget). Beam N: N beams, N returned, the first that executes in the sandbox is scored (beam 1 =
 greedy); sample N: N samples at temperature 1. "SQL that executes": share of the scored queries that run without
 error. Time: the whole prediction (decoding and sandbox runs) relative to greedy of the same model in the same

@@ -149,6 +149,7 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
     from kidsql.models import load_tokenizer
 
     out = Path(cfg.out)
+    _guided(cfg)  # bad decoding options fail before any training
     check_same_setup(cfg)
     todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
@@ -242,12 +243,11 @@ def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_fi
 def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list[str], run_dir: Path) -> dict:
     """{split: {"ex", "ts", "em", "scored", "predictions"}}; predictions saved as preds_<split>.json."""
     from kidsql import pipeline as P
-    from kidsql.guided import GuidedDecoding
     from kidsql.predict import load_for_inference
     from kidsql.report import write_json
 
     model, tokenizer = load_for_inference(model_dir)
-    guided = GuidedDecoding(cfg.num_return_sequences, do_sample=cfg.do_sample, require_rows=cfg.require_rows)
+    guided = _guided(cfg)
     metrics = {}
     for split in splits:
         preds = P.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
@@ -257,6 +257,13 @@ def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list
         report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers)
         metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file)}
     return metrics
+
+
+def _guided(cfg: BenchConfig) -> Any:
+    """The bench's decoding as a `kidsql.guided.GuidedDecoding` (one candidate: greedy)."""
+    from kidsql.guided import GuidedDecoding
+
+    return GuidedDecoding(cfg.num_return_sequences, do_sample=cfg.do_sample, require_rows=cfg.require_rows)
 
 
 def _isolated_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
@@ -421,7 +428,8 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         "# kidsql bench\n\n"
         f"Benchmark `{bench}`; teacher `{cfg.teacher}` ({teacher_origin(cfg)}); student `{cfg.student}`, "
         f"{cfg.student_steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}; {n_seeds} seed(s) "
-        f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "") + ".\n\n"
+        f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "")
+        + (f"; SQL by execution-guided decoding ({_guided(cfg).describe()})" if _guided(cfg).guides else "") + ".\n\n"
         + md_table + "\n"
         "Examples scored per split: " + ", ".join(f"{k} {v}" for k, v in data["split_sizes"].items()) + ".\n\n"
         + goal_md + "\n"
