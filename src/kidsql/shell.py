@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from kidsql.errors import KidsqlError
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -145,17 +147,13 @@ def run_shell(t2s: Text2SQL, db: Path, *, max_rows: int | None = 20, mode: str =
                 break
             try:
                 if line.startswith("."):
-                    _command(line, t2s, db, console, last)
+                    _command(line, t2s, db, console, last, max_rows)
                     continue
                 last = t2s.ask(db, line, max_rows=max_rows, execute=mode != "sql")
                 render_answer(last, console, budget=t2s.prompt_options.max_prompt_tokens, mode=mode)
             except KeyboardInterrupt:
                 console.print("interrupted", markup=False)
-            except Exception as err:  # noqa: BLE001 - a bad line must not end the session
-                from kidsql.errors import KidsqlError
-
-                if not isinstance(err, KidsqlError):
-                    raise
+            except KidsqlError as err:  # a bad line must not end the session
                 console.print(f"error: {err}", style="red", markup=False)
     finally:
         if interactive:
@@ -164,7 +162,8 @@ def run_shell(t2s: Text2SQL, db: Path, *, max_rows: int | None = 20, mode: str =
     return 0
 
 
-def _command(line: str, t2s: Text2SQL, db: Path, console: Console, last: Answer | None) -> None:
+def _command(line: str, t2s: Text2SQL, db: Path, console: Console, last: Answer | None,
+             max_rows: int | None) -> None:
     name, _, rest = line.partition(" ")
     rest = rest.strip()
     if name == ".help":
@@ -181,8 +180,10 @@ def _command(line: str, t2s: Text2SQL, db: Path, console: Console, last: Answer 
 
         result = execute(db, rest)
         if result.ok:
-            print_rows(console, result.columns, result.rows or [])
-            console.print(f"{len(result.rows or [])} rows; {result.elapsed_s:.3f} s", style="dim", markup=False)
+            rows = result.rows or []
+            print_rows(console, result.columns, rows[:max_rows] if max_rows is not None else rows)
+            shown = f", showing the first {max_rows}" if max_rows is not None and len(rows) > max_rows else ""
+            console.print(f"{len(rows)} rows{shown}; {result.elapsed_s:.3f} s", style="dim", markup=False)
         else:
             console.print(f"error: {result.error}", style="red", markup=False)
     else:
