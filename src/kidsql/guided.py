@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kidsql.errors import KidsqlError
-from kidsql.sql.sandbox import DEFAULT_TIMEOUT_S, ExecResult
+from kidsql.sql.sandbox import DEFAULT_TIMEOUT_S, ExecResult, execute
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,6 @@ def choose(candidates: Sequence[str], db_path: Path, *, require_rows: bool = Fal
 
     Identical candidates (beams that decode to the same text) run once.
     """
-    from kidsql.sql.sandbox import execute
-
     if not candidates:
         raise ValueError("choose() needs at least one candidate")
     seen: dict[str, ExecResult] = {}
@@ -102,22 +100,30 @@ def choose(candidates: Sequence[str], db_path: Path, *, require_rows: bool = Fal
     return Choice(candidates[0], 0, first, len(seen), list(candidates))
 
 
-def generate_guided(model: Any, tokenizer: Any, prompts: Sequence[str], db_paths: Sequence[Path],
-                    options: GuidedDecoding, *, max_new_tokens: int = 128, batch_size: int = 16,
-                    show_progress: bool = True) -> list[Choice]:
-    """One `Choice` per prompt: candidates by `kidsql.generate.generate_sql`, then `choose` on prompt i's db.
+def generate_candidates(model: Any, tokenizer: Any, prompts: Sequence[str], options: GuidedDecoding, *,
+                        max_new_tokens: int = 128, batch_size: int = 16, show_progress: bool = True) -> list[list[str]]:
+    """`options.num_return_sequences` candidates per prompt, by `kidsql.generate.generate_sql`.
 
     A batch holds `batch_size // n` prompts, so that it decodes about `batch_size` sequences, as greedy does.
     """
     from kidsql.generate import generate_sql
 
-    if len(prompts) != len(db_paths):
-        raise ValueError(f"{len(prompts)} prompts but {len(db_paths)} databases")
     n = options.num_return_sequences
     flat = generate_sql(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens,
                         batch_size=max(1, batch_size // n), show_progress=show_progress, **options.generation_kwargs())
-    return [choose(flat[i * n:(i + 1) * n], Path(db), require_rows=options.require_rows, timeout_s=options.timeout_s)
-            for i, db in enumerate(db_paths)]
+    return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def generate_guided(model: Any, tokenizer: Any, prompts: Sequence[str], db_paths: Sequence[Path],
+                    options: GuidedDecoding, *, max_new_tokens: int = 128, batch_size: int = 16,
+                    show_progress: bool = True) -> list[Choice]:
+    """One `Choice` per prompt: its candidates (`generate_candidates`), then `choose` on prompt i's database."""
+    if len(prompts) != len(db_paths):
+        raise ValueError(f"{len(prompts)} prompts but {len(db_paths)} databases")
+    groups = generate_candidates(model, tokenizer, prompts, options, max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size, show_progress=show_progress)
+    return [choose(group, Path(db), require_rows=options.require_rows, timeout_s=options.timeout_s)
+            for group, db in zip(groups, db_paths)]
 
 
 def add_guided_arguments(parser: Any) -> None:

@@ -216,8 +216,7 @@ class Text2SQL:
     def ask_many(self, db: Path | str, questions: Sequence[str], *, max_rows: int | None = None,
                  execute: bool = True) -> list[Answer]:
         """Answer several questions on `db`, their SQL decoded in batches of `batch_size` sequences."""
-        from kidsql.generate import generate_sql
-        from kidsql.guided import choose
+        from kidsql.guided import choose, generate_candidates
 
         if isinstance(questions, str):
             raise TypeError("ask_many takes a list of questions; use ask() for one")
@@ -228,14 +227,13 @@ class Text2SQL:
         prompts, left_outs = zip(*(self.prompt(db, q) for q in questions)) if questions else ((), ())
         prompt_s = (time.perf_counter() - t0) / max(len(questions), 1)
         t1 = time.perf_counter()
-        n = self.guided.num_return_sequences
-        flat = generate_sql(self.model, self.tokenizer, list(prompts), max_new_tokens=self.max_new_tokens,
-                            batch_size=max(1, self.batch_size // n), show_progress=False,
-                            **self.guided.generation_kwargs())
+        groups = generate_candidates(self.model, self.tokenizer, prompts, self.guided,
+                                     max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                                     show_progress=False)
         generate_s = (time.perf_counter() - t1) / max(len(questions), 1)
         answers = []
         for i, question in enumerate(questions):
-            candidates = flat[i * n:(i + 1) * n]
+            candidates = groups[i]
             t2 = time.perf_counter()
             answer = Answer(question=question, sql=candidates[0], ok=None, left_out=list(left_outs[i]),
                             candidates=candidates)
