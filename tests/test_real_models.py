@@ -213,7 +213,7 @@ def test_training_arguments_pass_through(tmp_path):
 
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("optim: adafactor\ngradient_checkpointing: true\nlearning_rate: 0.001\n", encoding="utf-8")
-    args = build_parser().parse_args(["distill", "--config", str(yaml_file), "--torch_empty_cache_steps", "7",
+    args = build_parser("distill").parse_args(["distill", "--config", str(yaml_file), "--torch_empty_cache_steps", "7",
                                       "--output_dir", str(tmp_path / "o")])
     cfg = load_config(args.config, **given_options(args))
     assert cfg.learning_rate == 0.001

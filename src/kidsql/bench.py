@@ -45,6 +45,11 @@ class BenchConfig(RunConfig):
     strategies: str | None = config_field("KID ablation: comma list of random, uniform, hard, easy")
     masking_only: bool = config_field("KID ablation: add masking-only (kid_rewrite none)", False)
     mle_weights: str | None = config_field("KID ablation: comma list of MLE weights")
+    num_return_sequences: int = config_field("execution-guided evaluation: N candidates per question (beam search, "
+                                             "or sampling with --do_sample); the first that executes is scored "
+                                             "(1: greedy)", 1)
+    do_sample: bool = config_field("execution-guided evaluation: sample the candidates instead of beam search", False)
+    require_rows: bool = config_field("execution-guided evaluation: a candidate must also return rows", False)
     kid_options: str | None = config_field("KID ablation: comma list of field=value (a kid_* option of "
                                            "`kidsql distill`, e.g. mle_on=clean,kl_positions=rewritten, or "
                                            "divergence / temperature), one variant each")
@@ -168,6 +173,7 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
 
     out = Path(cfg.out)
     cfg.check()
+    _guided(cfg)  # bad decoding options fail before any training
     todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]  # every variant validated before any write
     check_same_setup(cfg)
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
@@ -222,7 +228,9 @@ def check_same_setup(cfg: BenchConfig) -> None:
     path = Path(cfg.out) / "bench_setup.json"
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
-        differs = sorted(k for k in set(before) | set(setup) if before.get(k) != setup.get(k))
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg)}  # a setting newer than the folder, at
+        differs = sorted(k for k in set(before) | set(setup)         # its default, is the old behaviour
+                         if before.get(k, defaults.get(k)) != setup.get(k))
         if differs:
             raise KidsqlError(f"{path}: this folder holds bench runs made with other settings (differs in: "
                               f"{', '.join(differs)}); pass a new --out, or delete {cfg.out} to start over")
@@ -263,16 +271,24 @@ def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list
     from kidsql.report import write_json
 
     model, tokenizer = load_for_inference(model_dir)
+    guided = _guided(cfg)
     metrics = {}
     for split in splits:
         preds = P.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
                           batch_size=cfg.gen_batch_size, use_evidence=cfg.use_evidence,
-                          model=model, tokenizer=tokenizer)
+                          model=model, tokenizer=tokenizer, guided=guided)
         pred_file = write_json(run_dir / f"preds_{split}.json", preds)
         report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers,
                          use_evidence=cfg.use_evidence)
         metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file)}
     return metrics
+
+
+def _guided(cfg: BenchConfig) -> Any:
+    """The bench's decoding as a `kidsql.guided.GuidedDecoding` (one candidate: greedy)."""
+    from kidsql.guided import GuidedDecoding
+
+    return GuidedDecoding(cfg.num_return_sequences, do_sample=cfg.do_sample, require_rows=cfg.require_rows)
 
 
 def _isolated_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
@@ -469,7 +485,8 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         "# kidsql bench\n\n"
         f"Benchmark `{bench}`; teacher `{cfg.teacher}` ({teacher_origin(cfg)}); student `{cfg.student}`, "
         f"{cfg.student_steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}; {n_seeds} seed(s) "
-        f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "") + ".\n\n"
+        f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "")
+        + (f"; SQL by execution-guided decoding ({_guided(cfg).describe()})" if _guided(cfg).guides else "") + ".\n\n"
         + md_table + "\n"
         "Examples scored per split: " + ", ".join(f"{k} {v}" for k, v in data["split_sizes"].items()) + ".\n\n"
         + _prompts_line(results)

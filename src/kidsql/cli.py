@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "distill": "Distil a student from a teacher with KID or a baseline.",
     "predict": "Generate SQL for a benchmark split with a trained model.",
     "export": "Write a trained LoRA model as one standalone model folder (--merge-lora).",
+    "ask": "Ask a trained model questions about your own SQLite database.",
     "demo": "The main job: teacher, SFT/RKD/KID students, evaluation, on the embedded benchmark.",
     "bench": "Every method over several seeds: report.md, report.json and plots.",
 }

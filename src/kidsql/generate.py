@@ -27,8 +27,11 @@ def generate_ids(
     do_sample: bool = False,
     temperature: float = 1.0,
     top_p: float = 1.0,
+    num_beams: int = 1,
+    num_return_sequences: int = 1,
 ) -> torch.Tensor:
-    """Continuations of left-padded prompts: [B, <= max_new_tokens], pad id after each row's EOS.
+    """Continuations of left-padded prompts: [B * num_return_sequences, <= max_new_tokens], pad id after each
+    row's EOS; row i's continuations are rows [i * n, (i + 1) * n), best beam first under beam search.
 
     Works on a DDP/compiled wrapper (unwrapped with accelerate) and on a peft model (its own `generate` keeps
     the adapters active). Dropout is switched off for the call and the model's train/eval mode restored after,
@@ -50,6 +53,8 @@ def generate_ids(
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         use_cache=True,
+        num_beams=num_beams,
+        num_return_sequences=num_return_sequences,
     )
     owner = _generation_config_owner(model)
     saved_config, was_training = owner.generation_config, model.training
@@ -81,8 +86,11 @@ def generate_sql(
     temperature: float = 1.0,
     top_p: float = 1.0,
     show_progress: bool = True,
+    num_beams: int = 1,
+    num_return_sequences: int = 1,
 ) -> list[str]:
-    """SQL for each prompt (each already ending with `kidsql.prompts.SQL_START`), in input order.
+    """SQL for each prompt (each already ending with `kidsql.prompts.SQL_START`), in input order; with
+    `num_return_sequences` n, n candidates per prompt, prompt i's at [i * n, (i + 1) * n) (`kidsql.guided`).
 
     Prompts are batched by token length (longest first: an out-of-memory shows on the first batch, and padding
     is minimal). The SQL is everything up to EOS, special tokens removed and whitespace stripped; no cut at ";"
@@ -96,7 +104,8 @@ def generate_sql(
     encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
     encoded = _fit_to_context(encoded, model, max_new_tokens)
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-    results: list[str] = [""] * len(prompts)
+    n = num_return_sequences
+    results: list[str] = [""] * (len(prompts) * n)
     device = _device_of(model)
     generated_tokens = 0
     start = time.perf_counter()
@@ -115,10 +124,12 @@ def generate_sql(
                 do_sample=do_sample,
                 temperature=temperature,
                 top_p=top_p,
+                num_beams=num_beams,
+                num_return_sequences=n,
             ).cpu()
             generated_tokens += int(_content_lengths(new, tokenizer.eos_token_id).sum())
-            for row, text in zip(rows, tokenizer.batch_decode(new, skip_special_tokens=True)):
-                results[row] = text.strip()
+            for k, text in enumerate(tokenizer.batch_decode(new, skip_special_tokens=True)):
+                results[rows[k // n] * n + k % n] = text.strip()
             bar.update(len(rows))
             bar.set_postfix(tok_s=f"{generated_tokens / max(time.perf_counter() - start, 1e-9):.0f}")
     return results

@@ -406,14 +406,15 @@ def split_examples(bench_dir: Path, split: str, limit: int | None = None, *,
 
 
 def predict(model_dir: Path, bench_dir: Path, split: str, limit: int | None = None, *, max_new_tokens: int = 96,
-            batch_size: int = 16, model: Any = None, tokenizer: Any = None, use_evidence: bool = True) -> list[str]:
-    """Greedy SQL for the first `limit` examples of `split`, through `kidsql.predict` (the CLI's own path); pass
-    `model`/`tokenizer` to predict several splits with one loaded model."""
+            batch_size: int = 16, model: Any = None, tokenizer: Any = None, use_evidence: bool = True,
+            guided: Any = None) -> list[str]:
+    """Greedy (or execution-guided: `kidsql.guided`) SQL for the first `limit` examples of `split`, through
+    `kidsql.predict` (the CLI's own path); pass `model`/`tokenizer` to predict several splits with one model."""
     from kidsql.predict import predict_examples
 
     examples, bench = split_examples(bench_dir, split, limit, use_evidence=use_evidence)
     return predict_examples(model_dir, bench, examples, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                            model=model, tokenizer=tokenizer)
+                            model=model, tokenizer=tokenizer, guided=guided)
 
 
 def score(bench_dir: Path, split: str, preds: list[str], *, limit: int | None = None, workers: int | None = None,

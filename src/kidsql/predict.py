@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kidsql.data.types import Benchmark, Example
+    from kidsql.guided import GuidedDecoding
     from kidsql.prompts import PromptOptions
 
 
@@ -53,8 +54,9 @@ def load_for_inference(model_dir: Path | str, dtype: str = "auto") -> tuple[Any,
 
 def predict_examples(model_dir: Path | str, bench: Benchmark, examples: list[Example], *, max_new_tokens: int = 128,
                      batch_size: int = 16, model: Any = None, tokenizer: Any = None, dtype: str = "auto",
-                     show_progress: bool = True) -> list[str]:
-    """Greedy SQL for `examples` of `bench` (pass `model`/`tokenizer` to skip loading them from `model_dir`)."""
+                     show_progress: bool = True, guided: GuidedDecoding | None = None) -> list[str]:
+    """Greedy SQL for `examples` of `bench` (pass `model`/`tokenizer` to skip loading them from `model_dir`), or
+    execution-guided SQL (`kidsql.guided`) on each example's database when `guided` has several candidates."""
     from kidsql.generate import generate_sql
     from kidsql.prompts import PromptStats, build_prompts, read_prompt_options
 
@@ -66,5 +68,11 @@ def predict_examples(model_dir: Path | str, bench: Benchmark, examples: list[Exa
     prompts = build_prompts(bench, examples, options, stats=stats)
     if show_progress or stats.shortened:
         print(f"{bench.name}: {stats.line(options.max_prompt_tokens)}")
+    if guided is not None and guided.guides:
+        from kidsql.guided import generate_guided
+
+        dbs = [bench.db_path(ex.db_id) for ex in examples]
+        return [c.sql for c in generate_guided(model, tokenizer, prompts, dbs, guided, max_new_tokens=max_new_tokens,
+                                               batch_size=batch_size, show_progress=show_progress)]
     return generate_sql(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                         show_progress=show_progress)

@@ -252,6 +252,12 @@ def build_prompt(example: Example, schema: Schema, db_path: Path | None, options
                  *, keep_gold: bool = False, stats: PromptStats | None = None) -> str:
     """The CodeS-style prompt for one example, ending with `SQL_START` (see the module docstring); with
     `keep_gold`, nothing the gold SQL uses is dropped; `stats` counts a shortened or over-budget prompt."""
+    return fit_prompt(example, schema, db_path, options, keep_gold=keep_gold, stats=stats)[0]
+
+
+def fit_prompt(example: Example, schema: Schema, db_path: Path | None, options: PromptOptions | None = None,
+               *, keep_gold: bool = False, stats: PromptStats | None = None) -> tuple[str, set[Key]]:
+    """`build_prompt`'s prompt and the (table, column) keys, lower-cased, that the token budget left out of it."""
     options = options or PromptOptions()
     samples, matched = _values_for(schema, db_path, example, options)
     full = _render(schema, set(), samples, matched, example)
@@ -259,15 +265,18 @@ def build_prompt(example: Example, schema: Schema, db_path: Path | None, options
     if stats is not None:
         stats.total += 1
     if budget is None or options.count_tokens(full) <= budget:
-        return full
+        return full, set()
     steps = _drop_steps(schema, matched, f"{example.question} {example.evidence}")
     if keep_gold:
         protected = gold_items(example.sql, schema)
         steps = [s - protected for s in steps]
         steps = [s for s in steps if s]
 
+    def dropped_after(k: int) -> set[Key]:
+        return set().union(*steps[:k])
+
     def prompt_after(k: int) -> str:
-        return _render(schema, set().union(*steps[:k]), samples, matched, example)
+        return _render(schema, dropped_after(k), samples, matched, example)
 
     if stats is not None:
         stats.shortened += 1
@@ -275,14 +284,14 @@ def build_prompt(example: Example, schema: Schema, db_path: Path | None, options
     if options.count_tokens(prompt_after(hi)) > budget:
         if stats is not None:
             stats.over_budget += 1
-        return prompt_after(hi)
+        return prompt_after(hi), dropped_after(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if options.count_tokens(prompt_after(mid)) <= budget:
             hi = mid
         else:
             lo = mid
-    return prompt_after(hi)
+    return prompt_after(hi), dropped_after(hi)
 
 
 # ------------------------------------------------------------------- a split's prompts, and their saved options

@@ -11,11 +11,11 @@ model's saved training prompt options, or the defaults with a budget of its cont
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from kidsql.errors import KidsqlError
+from kidsql.guided import add_guided_arguments, guided_from_args
 
 EMPTY_PLACEHOLDER = "SELECT"
 
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N examples")
     parser.add_argument("--no-evidence", action="store_true", help="leave BIRD's evidence hints out of prompts")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, else float32), float32, bfloat16, float16")
+    add_guided_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
                                 ("max_new_tokens", "--max-new-tokens", args.max_new_tokens),
                                 ("limit", "--limit", args.limit)):
         check_value(name, value, option)
+    guided = guided_from_args(args)
     out = writable_file(args.out, "--out", force=args.force)
     existing_input(args.data, "--data", "a benchmark folder (Spider/BIRD layout) or a .jsonl file")
 
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     sqls = predict_examples(args.model, bench, examples, max_new_tokens=args.max_new_tokens,
-                            batch_size=args.batch_size, dtype=args.dtype)
+                            batch_size=args.batch_size, dtype=args.dtype, guided=guided)
     seconds = time.perf_counter() - start
 
     lines = [" ".join(s.split()) or EMPTY_PLACEHOLDER for s in sqls]

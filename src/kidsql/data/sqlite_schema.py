@@ -28,6 +28,19 @@ def connect_readonly(db_path: Path) -> sqlite3.Connection:
     return con
 
 
+def spider_column_type(declared: str) -> str:
+    """A declared SQLite type in Spider's `column_types` vocabulary (text, number, time, boolean, others), by
+    the substring rules of Spider's own tables.json script: what models trained on Spider-layout data saw."""
+    t = declared.lower()
+    if not t or any(k in t for k in ("char", "text", "var", "clob")):
+        return "text"
+    if any(k in t for k in ("int", "numeric", "decimal", "number", "real", "double", "float")):
+        return "number"
+    if any(k in t for k in ("date", "time", "year")):
+        return "time"
+    return "boolean" if "bool" in t else "others"
+
+
 def quote_ident(name: str) -> str:
     """SQL-quote an identifier: German Spider has columns named `alter`, a keyword, so always quote."""
     return '"' + name.replace('"', '""') + '"'
@@ -54,7 +67,9 @@ def read_schema(db_path: Path, db_id: str) -> Schema:
             tables.append(Table(name=name, columns=cols))
         by_lower = {t.name.lower(): t.name for t in tables}
         for name in names:
-            rows = con.execute(f"PRAGMA foreign_key_list({quote_ident(name)})").fetchall()
+            # SQLite numbers a table's foreign keys last-declared first: id descending is declaration order
+            rows = sorted(con.execute(f"PRAGMA foreign_key_list({quote_ident(name)})").fetchall(),
+                          key=lambda r: (-r[0], r[1]))
             # rows: id, seq, table, from, to, on_update, on_delete, match; `to` is NULL when it means the pk
             for r in rows:
                 ref_table = by_lower.get(str(r[2]).lower(), r[2])
@@ -70,3 +85,18 @@ def read_schema(db_path: Path, db_id: str) -> Schema:
     finally:
         con.close()
     return Schema(db_id=db_id, tables=tables, foreign_keys=fks)
+
+
+def schema_sql(db_path: Path, table: str | None = None) -> list[str]:
+    """The CREATE statements of a database's tables, views and indexes (of one table when `table` is given), as
+    the sqlite3 shell's `.schema` prints them; read-only."""
+    con = connect_readonly(db_path)
+    try:
+        rows = con.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+            "AND (? IS NULL OR lower(tbl_name) = lower(?)) ORDER BY rowid", (table, table)).fetchall()
+    except sqlite3.DatabaseError as err:
+        raise KidsqlError(f"{db_path}: cannot read the schema ({err}); replace the file with a valid database")
+    finally:
+        con.close()
+    return [r[0].strip() + ";" for r in rows]

@@ -304,8 +304,6 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
     TrainingArguments field in `config.trainer_options` as given. `--no_save_final` saves nothing at all (no
     checkpoints either); gradient checkpointing defaults to the non-reentrant kind, which works with frozen
     embeddings (LoRA) without making the inputs require gradients."""
-    from transformers import TrainingArguments
-
     bf16 = {"true": True, "false": False}.get(str(config.bf16).lower())
     if bf16 is None:
         if str(config.bf16).lower() != "auto":
