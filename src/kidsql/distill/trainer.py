@@ -43,7 +43,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from kidsql.distill.config import DistillConfig
-from kidsql.distill.divergences import cross_entropy, divergence
+from kidsql.distill.divergences import cross_entropy, divergence, topk_divergence
 from kidsql.distill.methods import GenerationOptions, Method, get_method
 from kidsql.distill.sequences import PromptPrefix, align_sql, imperfect_sequences, logits_at, student_generated
 from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
@@ -128,12 +128,14 @@ class DistillTrainer(Trainer):
         groups: list[str] | None = None,
         share_prefix: bool = False,
         reuse_prompt: bool = True,
+        teacher_cache: Any = None,
         **kwargs: Any,
     ) -> None:
         self.speed = SpeedMeter()
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.speed]
         super().__init__(*args, **kwargs)
-        if method.needs_teacher and teacher is None:
+        self.teacher_cache = teacher_cache  # kidsql.distill.teacher_cache.TeacherTopK: the teacher on gold batches
+        if method.needs_teacher and teacher is None and not (teacher_cache is not None and method.student_fraction == 0):
             raise KidsqlError(f"method {method.name} needs a teacher; pass --teacher")
         tok = self.processing_class
         self.method, self.generation = method, generation or GenerationOptions()
@@ -188,7 +190,7 @@ class DistillTrainer(Trainer):
                                   eos_token_id=self.eos_id, pad_token_id=self.pad_id)
             return {"ids": s["input_ids"], "attn": s["attention_mask"], "kl": s["sql_mask"], "mle": None}
         if m.sequences != "imperfect":
-            return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql)}
+            return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql), "gold": m.sequences == "gold"}
         o = m.imperfect
         gen = torch.Generator(device=ids.device).manual_seed(seed + self.accelerator.process_index)
         prefix, pos = None, None
@@ -243,12 +245,16 @@ class DistillTrainer(Trainer):
         zero = student.sum() * 0.0  # keeps the graph (and DDP's reducer) happy when a term is absent
         sums, counts = [zero, zero], [0, 0]
         if m.divergence is not None:
-            with torch.no_grad():
-                teacher = logits_at(self.teacher, ids, attn, keep, share_prefix=self.share_prefix,
-                                    position_ids=pos)[..., :v]
             n = int(kl_mask.sum())
-            sums[0] = divergence(m.divergence, student, teacher, kl_mask, temperature=m.temperature, beta=m.beta,
-                                 alpha=m.skew_alpha, chunk_size=self.chunk_size) * n
+            opts = {"temperature": m.temperature, "beta": m.beta, "alpha": m.skew_alpha, "chunk_size": self.chunk_size}
+            if self.teacher_cache is not None and seq.get("gold"):  # the cached teacher: no teacher forward
+                t_ids, t_log_probs = self.teacher_cache.targets(inputs["index"], kl_mask)
+                sums[0] = topk_divergence(m.divergence, student, t_ids, t_log_probs, kl_mask, **opts) * n
+            else:
+                with torch.no_grad():
+                    teacher = logits_at(self.teacher, ids, attn, keep, share_prefix=self.share_prefix,
+                                        position_ids=pos)[..., :v]
+                sums[0] = divergence(m.divergence, student, teacher, kl_mask, **opts) * n
             counts[0] = n
         if m.mle_weight > 0 and seq["mle"] is not None:
             targets = seq["mle"][0][:, 1:][:, keep]
@@ -387,6 +393,19 @@ def build_trainer(
                                          cache_dir=Path(config.cache_dir) if config.cache_dir else cache_dir())
     features = encode_examples(tokenizer, prompts, sqls, max_prompt_tokens=config.max_prompt_tokens,
                                max_sql_tokens=config.max_sql_tokens)
+    cache = None
+    if config.teacher_cache_topk and method.divergence is not None and method.sequences == "gold":
+        from kidsql.distill.teacher_cache import cached_teacher_topk
+
+        with state.main_process_first():  # one process computes and writes the cache, the others read it
+            teacher.to(state.device)
+            cache, _ = cached_teacher_topk(
+                teacher, features, fingerprint=model_fingerprint(config.teacher), k=config.teacher_cache_topk,
+                temperature=method.temperature, vocab_size=vocab, pad_token_id=tokenizer.pad_token_id,
+                cache_dir=Path(config.cache_dir) if config.cache_dir else cache_dir(), batch_size=config.gen_batch_size)
+        features = [{**f, "index": i} for i, f in enumerate(features)]
+        if method.student_fraction == 0:  # every batch reads the cache: the teacher is not needed any more
+            teacher = None
     return DistillTrainer(
         model=student, args=args, train_dataset=features,
         data_collator=SqlCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
@@ -395,6 +414,7 @@ def build_trainer(
                                      temperature=config.gen_temperature, top_p=config.gen_top_p),
         mask_token_id=mask_token_id(tokenizer, method.imperfect.mask_token) if method.sequences == "imperfect" else None,
         groups=groups, share_prefix=config.share_prompt_prefix, reuse_prompt=config.reuse_prompt_kv,
+        teacher_cache=cache,
     )
 
 
