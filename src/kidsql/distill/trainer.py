@@ -47,6 +47,7 @@ from kidsql.distill.divergences import cross_entropy, divergence, topk_divergenc
 from kidsql.distill.methods import GenerationOptions, Method, get_method
 from kidsql.distill.sequences import PromptPrefix, align_sql, imperfect_sequences, logits_at, student_generated
 from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
+from kidsql.distributed import check_launch, unwrap_model_for_generation
 from kidsql.errors import KidsqlError
 from kidsql.memory import peak_memory, reset_peak_memory
 
@@ -64,6 +65,7 @@ class TrainResult:
     tokens_per_s: float | None
     peak_memory_mb: float | None
     peak_memory_kind: str
+    num_processes: int = 1
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -134,6 +136,7 @@ class DistillTrainer(Trainer):
         self.speed = SpeedMeter()
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.speed]
         super().__init__(*args, **kwargs)
+        check_launch(self.accelerator)  # what the launch asked for (processes, FSDP, DeepSpeed) is what runs
         self.teacher_cache = teacher_cache  # kidsql.distill.teacher_cache.TeacherTopK: the teacher on gold batches
         if method.needs_teacher and teacher is None and not (teacher_cache is not None and method.student_fraction == 0):
             raise KidsqlError(f"method {method.name} needs a teacher; pass --teacher")
@@ -186,8 +189,8 @@ class DistillTrainer(Trainer):
         m, ids, attn, sql = self.method, inputs["input_ids"], inputs["attention_mask"], inputs["sql_mask"].bool()
         fraction = m.on_policy_fraction(self.state.global_step, self.state.max_steps)
         if fraction > 0 and random.Random(seed).random() < fraction:
-            s = student_generated(self.accelerator.unwrap_model(model), inputs, self.generation,
-                                  eos_token_id=self.eos_id, pad_token_id=self.pad_id)
+            with unwrap_model_for_generation(model, self.accelerator) as plain:  # ZeRO-3: gathered once, as TRL
+                s = student_generated(plain, inputs, self.generation, eos_token_id=self.eos_id, pad_token_id=self.pad_id)
             return {"ids": s["input_ids"], "attn": s["attention_mask"], "kl": s["sql_mask"], "mle": None}
         if m.sequences != "imperfect":
             return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql), "gold": m.sequences == "gold"}
@@ -207,13 +210,23 @@ class DistillTrainer(Trainer):
                     ids, attn, sql, pos = a_ids, a_attn, a_sql, a_pos
                 except TypeError:  # a model without a key/value cache or logits_to_keep: plain forwards from now on
                     self.reuse_prompt = False
-        y_hat, chosen = imperfect_sequences(
+        if prefix is None and o.rewrite != "none":  # a no-grad rewrite forward: on the plain model (ZeRO-3: gathered)
+            with unwrap_model_for_generation(model, self.accelerator) as plain:
+                y_hat, chosen = self._rewrite(plain, ids, sql, attn, gen, prefix, pos)
+        else:
+            y_hat, chosen = self._rewrite(model, ids, sql, attn, gen, prefix, pos)
+        return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
+                "clean": clean, "prefix": prefix, "pos": pos}
+
+    def _rewrite(self, model: Any, ids: torch.Tensor, sql: torch.Tensor, attn: torch.Tensor, gen: torch.Generator,
+                 prefix: Any, pos: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """KID's imperfect sequences of the batch (masking + the student's own rewrite)."""
+        o = self.method.imperfect
+        return imperfect_sequences(
             model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
             generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,
             temperature=o.temperature, share_prefix=self.share_prefix, prefix=prefix, position_ids=pos,
         )
-        return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
-                "clean": clean, "prefix": prefix, "pos": pos}
 
     # ------------------------------------------------------------------------------------------------ loss
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
@@ -443,7 +456,7 @@ def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, tr
         output_dir=out, model_dir=model_dir, method=trainer.method.name, final_loss=losses[-1] if losses else None,
         steps=trainer.state.global_step, mean_step_time_s=trainer.speed.mean_step_time(),
         tokens_per_s=_tokens_per_s(trainer.speed, world), peak_memory_mb=peak, peak_memory_kind=kind,
-        log_history=list(trainer.state.log_history),
+        num_processes=world, log_history=list(trainer.state.log_history),
     )
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
