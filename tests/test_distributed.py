@@ -1,4 +1,5 @@
-"""2 CPU processes (gloo, `accelerate launch`) with per-device batch b == 1 process with batch 2b, step by step.
+"""2 CPU processes (gloo, `accelerate launch`) with per-device batch b == 1 process with batch 2b, step by step,
+launched with --multi_gpu and with --cpu; launches that cannot be honoured are errors; FSDP2 generation on CPU.
 
 This is what the global per-token normalisation in `DistillTrainer.compute_loss` is for: SQL token counts are
 gathered from all processes, so the loss (and its gradient) is the mean over the GLOBAL batch, not a mean of
@@ -61,7 +62,8 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path) ->
     def launch(n: int, batch: int) -> dict:
         out = tmp_path / f"p{n}"
         # `--multi_gpu` picks accelerate's torch.distributed launcher; on a machine without GPUs the trainer runs
-        # on the CPU over gloo. (`--cpu` would start ONE process.) One process is launched plainly.
+        # on the CPU over gloo (this script calls the library, so `--cpu`, whose N processes the kidsql command
+        # starts itself, is tested below through the command). One process is launched plainly.
         launcher = (["accelerate", "launch", "--multi_gpu", "--num_processes", str(n), "--num_machines", "1",
                      "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(29500 + 7 * n)]
                     if n > 1 else [sys.executable])
@@ -272,6 +274,9 @@ def test_on_policy_generation_and_kid_rewrite_under_fsdp2_full_shard_on_cpu(tmp_
     """accelerate runs FSDP on GPUs only, so the sharding is torch's FSDP2 `fully_shard` over gloo directly: the
     generation path the trainer takes (`unwrap_model_for_generation` + sampling / KID's rewrite) on a fully sharded
     student gives the unsharded model's sequences, and training through the shards gives its gradients."""
+    fsdp = pytest.importorskip("torch.distributed.fsdp")
+    if not hasattr(fsdp, "fully_shard"):
+        pytest.skip("this torch has no FSDP2 (`fully_shard`, torch >= 2.6), the FSDP that runs on CPU over gloo")
     bench = write_benchmark(tmp_path / "bench")
     script = tmp_path / "fsdp_run.py"
     script.write_text(FSDP_SCRIPT, encoding="utf-8")
@@ -285,3 +290,26 @@ def test_on_policy_generation_and_kid_rewrite_under_fsdp2_full_shard_on_cpu(tmp_
     assert res["generated_equal"] and res["rewrite_equal"] and res["rewrote_something"]
     assert res["loss"] == pytest.approx(res["ref_loss"], rel=1e-5)
     assert res["grad_max_diff"] < 1e-5
+
+
+def test_a_launch_that_cannot_be_honoured_is_a_one_line_error() -> None:
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from kidsql.distributed import check_launch
+    from kidsql.errors import KidsqlError
+
+    cpu = SimpleNamespace(distributed_type=DistributedType.MULTI_CPU, num_processes=2)
+    check_launch(cpu, env={})  # nothing asked for, nothing to refuse
+    with pytest.raises(KidsqlError, match="asks for FSDP but accelerate set up MULTI_CPU"):
+        check_launch(cpu, env={"ACCELERATE_USE_FSDP": "true"})
+    check_launch(SimpleNamespace(distributed_type=DistributedType.FSDP, num_processes=2), env={"ACCELERATE_USE_FSDP": "true"})
+    with pytest.raises(KidsqlError, match="asks for DeepSpeed"):
+        check_launch(cpu, env={"ACCELERATE_USE_DEEPSPEED": "true"})
+    # a library call under `accelerate launch --cpu --num_processes 2`: one process, so an error naming the fix
+    lone = SimpleNamespace(distributed_type=DistributedType.NO, num_processes=1)
+    env = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    argv = ["python", "/venv/bin/accelerate", "launch", "--cpu", "--num_processes", "2", "script.py"]
+    with pytest.raises(KidsqlError, match="started one process"):
+        check_launch(lone, env=env, parent_argv=argv)

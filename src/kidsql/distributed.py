@@ -95,13 +95,14 @@ def relaunch(n: int, argv: list[str], env: dict[str, str] | None = None) -> int:
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
-def check_launch(accelerator: Any, env: dict[str, str] | os._Environ | None = None) -> None:
+def check_launch(accelerator: Any, env: dict[str, str] | os._Environ | None = None,
+                 parent_argv: list[str] | None = None) -> None:
     """Stop before any compute when the processes did not get what the launch asked for (see the module doc)."""
     from accelerate.utils import DistributedType
 
     env = os.environ if env is None else env
     kind = accelerator.distributed_type
-    if cpu_processes_requested(env) > 1 and accelerator.num_processes == 1:
+    if cpu_processes_requested(env, parent_argv) > 1 and accelerator.num_processes == 1:
         raise KidsqlError(
             "`accelerate launch --cpu --num_processes N` started one process (accelerate spawns CPU processes only "
             "through mpirun); run it through the kidsql command (`accelerate launch --cpu --num_processes N -m "
