@@ -53,6 +53,10 @@ class BenchConfig(RunConfig):
     kid_options: str | None = config_field("KID ablation: comma list of field=value (a kid_* option of "
                                            "`kidsql distill`, e.g. mle_on=clean,kl_positions=rewritten, or "
                                            "divergence / temperature), one variant each")
+    teacher_cache_topk: int = config_field("teacher-logit cache for the methods that read the teacher on gold data "
+                                           "(FKD, RKD, ImitKD/GKD gold batches): the teacher's top-k log-probs at "
+                                           "every SQL position, computed once and shared by every seed and method "
+                                           "(0: off, live teacher forwards)", 0)
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,8 @@ def check_same_setup(cfg: BenchConfig) -> None:
 
     setup = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _SELECTION_FIELDS}
     setup["embedded_benchmark_version"] = FORMAT_VERSION if not cfg.data else None
+    if not setup.get("teacher_cache_topk"):  # off: the setup of folders made before the option existed
+        setup.pop("teacher_cache_topk", None)
     path = Path(cfg.out) / "bench_setup.json"
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
@@ -345,7 +351,9 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, spl
                                               matched_values=cfg.matched_values, use_evidence=cfg.use_evidence))
     res = P.train_student(bench, variant.method, student, teacher_dir, train_dir,
                           P.student_budget(cfg, save_steps=cfg.save_steps), seed=seed,
-                          overrides={**cfg.run_overrides(), **variant.overrides}, callbacks=callbacks, resume="auto")
+                          overrides={**cfg.run_overrides(), **variant.overrides,
+                                     **({"teacher_cache_topk": cfg.teacher_cache_topk} if cfg.teacher_cache_topk else {})},
+                          callbacks=callbacks, resume="auto")
     run_config = read_json(train_dir / "run_config.json")
     metrics = _evaluate_model(cfg, bench, res.model_dir, splits, run_dir)
     write_json(run_dir / "result.json", {

@@ -3,6 +3,8 @@
 Only the chosen command's module is imported (`kidsql evaluate` and `kidsql data` never load torch or
 transformers, which the training commands import at module level), so start-up stays well under a second.
 A `KidsqlError` is printed as one line and exits 2: bad input never shows a traceback.
+`accelerate launch --cpu --num_processes N -m kidsql.cli train|distill ...` starts one process; it re-runs itself
+as N (`kidsql.distributed`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     try:
+        from kidsql.distributed import cpu_processes_requested, relaunch
+
+        processes = cpu_processes_requested()  # > 1: `accelerate launch --cpu --num_processes N` started only us
+        if processes > 1:
+            if args.command not in ("train", "distill"):
+                raise KidsqlError(f"kidsql {args.command} runs in one process; start it without accelerate launch")
+            return relaunch(processes, list(sys.argv[1:] if argv is None else argv))
         return int(args._run(args) or 0)
     except KidsqlError as err:
         print(f"kidsql {args.command}: error: {err}", file=sys.stderr)

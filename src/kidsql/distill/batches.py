@@ -61,7 +61,8 @@ class SqlCollator:
 
     Right padding keeps every real token at the same position whatever the batch, so a causal model's logits
     for a sequence do not depend on what it was batched with (which the distributed-equivalence test relies on).
-    `labels` (-100 outside the SQL) is only there for Hugging Face tooling that counts label tokens.
+    `labels` (-100 outside the SQL) is only there for Hugging Face tooling that counts label tokens. Features
+    with an `index` (their row in the teacher-logit cache) pass it on as `index`.
     """
 
     pad_token_id: int
@@ -76,4 +77,7 @@ class SqlCollator:
             ids[i, :n] = torch.tensor(f["input_ids"], dtype=torch.long)
             attn[i, :n] = 1
             sql[i, :n] = torch.tensor(f["sql_mask"], dtype=torch.bool)
-        return {"input_ids": ids, "attention_mask": attn, "sql_mask": sql, "labels": ids.masked_fill(~sql, -100)}
+        batch = {"input_ids": ids, "attention_mask": attn, "sql_mask": sql, "labels": ids.masked_fill(~sql, -100)}
+        if "index" in features[0]:  # the example's row in a teacher-logit cache (kidsql.distill.teacher_cache)
+            batch["index"] = torch.tensor([f["index"] for f in features], dtype=torch.long)
+        return batch

@@ -67,6 +67,10 @@ class DistillConfig:
     num_sample_values: int = _h("sample values per column in the prompt (0: none, far shorter prompts)", 2)
     matched_values: bool = _h("list the database values found in the question in the prompt", True)
     chunk_size: int | None = _h("positions per chunk in the divergence (None: automatic)")
+    teacher_cache_topk: int = _h("teacher-logit cache: keep the teacher's top-k log-probs (+ the exact rest mass) at every "
+                                 "SQL position of the gold data, computed once, stored on disk and reused by every run "
+                                 "on the same teacher, data and prompts (FKD, RKD, gold batches of ImitKD/GKD; other "
+                                 "methods ignore it); 0: off, a live teacher forward every step", 0)
     # checkpoints and logs
     logging_steps: int = _h("log loss / tokens/s / step time every N steps", 10)
     save_steps: int = _h("checkpoint every N steps", 500)

@@ -20,6 +20,10 @@ Conventions (p = teacher distribution, q = student distribution, both ``softmax(
              (DistiLLM's code drops the constant entropy term of the skew FKL; we keep it, so every
              divergence here is 0 for identical inputs. The gradient is the same.)
 
+Cached teacher: `topk_divergence` takes the teacher as its top-k log-probabilities plus the exact log-mass of
+the rest (`teacher_topk`; what `kidsql.distill.teacher_cache` stores) and computes the same divergences between
+the k + 1-bucket distributions; exact when k = V, a lower bound otherwise (see its docstring).
+
 Temperature: both distributions are ``softmax(logits / T)``. The result is NOT multiplied by T^2 (Hinton's
 gradient-scale correction): the KID paper trains at T = 1, where the two agree. Callers that want Hinton's scaling
 multiply the returned loss by ``T ** 2`` themselves.
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,10 +62,12 @@ DIVERGENCES: tuple[str, ...] = ("fkl", "rkl", "jsd", "tvd", "skl", "srkl")
 # overhead is invisible (about 14 positions at a 150k vocabulary; measured in benchmarks/divergence_memory.py).
 _AUTO_CHUNK_ELEMENTS = 1 << 21
 
-# A row loss maps (student logits [n, V], target [n, V] or [n]) in the compute dtype to per-row values [n].
-RowLoss = Callable[[Tensor, Tensor], Tensor]
+# A target is teacher logits [.., V], labels [..], or a cached teacher (ids [.., k], log-probabilities [.., k + 1]).
+Target = Tensor | tuple[Tensor, ...]
+# A row loss maps (student logits [n, V], the target's rows) in the compute dtype to per-row values [n].
+RowLoss = Callable[[Tensor, Any], Tensor]
 # A value-and-grad maps the same inputs to (per-row values [n], d(sum of values)/d(student logits) [n, V]).
-ValueAndGrad = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+ValueAndGrad = Callable[[Tensor, Any], tuple[Tensor, Tensor]]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -91,6 +98,28 @@ def _log_mix(w: float, log_a: Tensor, log_b: Tensor) -> Tensor:
     return torch.logaddexp(log_a + math.log(w), log_b + math.log1p(-w))
 
 
+def _divergence_of(name: str, q: Tensor, log_q: Tensor, p: Tensor, log_p: Tensor, *, beta: float, alpha: float) -> Tensor:
+    """The per-row divergence `name` from probabilities and floored log-probabilities (see `_log_probs`)."""
+    if name == "fkl":
+        return _kl(p, log_p, log_q)
+    if name == "rkl":
+        return _kl(q, log_q, log_p)
+    if name == "jsd":
+        if beta == 0.0:
+            return _kl(p, log_p, log_q)
+        if beta == 1.0:
+            return _kl(q, log_q, log_p)
+        log_m = _log_mix(beta, log_p, log_q)
+        return beta * _kl(p, log_p, log_m) + (1.0 - beta) * _kl(q, log_q, log_m)
+    if name == "tvd":
+        return 0.5 * (p - q).abs().sum(dim=-1)
+    if name == "skl":
+        return _kl(p, log_p, _log_mix(alpha, log_p, log_q))
+    if name == "srkl":
+        return _kl(q, log_q, _log_mix(1.0 - alpha, log_p, log_q))
+    raise AssertionError(name)  # names are validated before this point
+
+
 def _row_divergence(name: str, *, temperature: float, beta: float, alpha: float) -> RowLoss:
     """The per-row divergence `name` as a function of (student logits, teacher logits)."""
 
@@ -99,24 +128,62 @@ def _row_divergence(name: str, *, temperature: float, beta: float, alpha: float)
             student, teacher = student / temperature, teacher / temperature
         q, log_q = _log_probs(student)
         p, log_p = _log_probs(teacher)
-        if name == "fkl":
-            return _kl(p, log_p, log_q)
-        if name == "rkl":
-            return _kl(q, log_q, log_p)
-        if name == "jsd":
-            if beta == 0.0:
-                return _kl(p, log_p, log_q)
-            if beta == 1.0:
-                return _kl(q, log_q, log_p)
-            log_m = _log_mix(beta, log_p, log_q)
-            return beta * _kl(p, log_p, log_m) + (1.0 - beta) * _kl(q, log_q, log_m)
-        if name == "tvd":
-            return 0.5 * (p - q).abs().sum(dim=-1)
-        if name == "skl":
-            return _kl(p, log_p, _log_mix(alpha, log_p, log_q))
-        if name == "srkl":
-            return _kl(q, log_q, _log_mix(1.0 - alpha, log_p, log_q))
-        raise AssertionError(name)  # names are validated before this point
+        return _divergence_of(name, q, log_q, p, log_p, beta=beta, alpha=alpha)
+
+    return row
+
+
+def _floored(log_probs: Tensor) -> tuple[Tensor, Tensor]:
+    """(probabilities, floored log-probabilities) of log-probabilities, as `_log_probs` does for logits."""
+    floor = math.log(torch.finfo(log_probs.dtype).tiny)
+    return log_probs.exp(), torch.nan_to_num(log_probs, nan=math.nan, neginf=floor)
+
+
+def _logsumexp_or_neginf(x: Tensor) -> Tensor:
+    """logsumexp over the last dim, keepdim; -inf (with a zero, not NaN, gradient) for an all -inf row."""
+    top = x.detach().amax(dim=-1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    total = (x - top).exp().sum(dim=-1, keepdim=True)
+    positive = total > 0
+    return torch.where(positive, torch.log(torch.where(positive, total, torch.ones_like(total))) + top,
+                       torch.full_like(total, -math.inf))
+
+
+def bucket_log_probs(logits: Tensor, ids: Tensor) -> Tensor:
+    """log-probabilities of softmax(`logits`) over k+1 buckets: the k entries `ids` [.., k], then all the others.
+
+    The remainder bucket is a logsumexp over the other entries' logits, not log(1 - sum of the top k), so it is
+    exact down to the smallest masses (no cancellation), and -inf when `ids` cover the whole vocabulary.
+    """
+    ids = ids.long()
+    log_z = torch.logsumexp(logits, dim=-1, keepdim=True)
+    top = logits.gather(-1, ids)
+    rest = _logsumexp_or_neginf(logits.scatter(-1, ids, -math.inf))
+    return torch.cat([top, rest], dim=-1) - log_z
+
+
+def teacher_topk(teacher_logits: Tensor, k: int, *, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """(ids [.., k] int32, log-probabilities [.., k + 1] float32): the teacher's k most likely entries of
+    softmax(logits / temperature) and, last, the exact log-mass of all the others (see `topk_divergence`)."""
+    if not 1 <= k <= teacher_logits.shape[-1]:
+        raise KidsqlError(f"teacher_topk: k must lie in [1, {teacher_logits.shape[-1]}] (the vocabulary), got {k}")
+    logits = teacher_logits.detach().to(torch.float64 if teacher_logits.dtype == torch.float64 else torch.float32)
+    if temperature != 1.0:
+        logits = logits / temperature
+    ids = logits.topk(k, dim=-1).indices
+    return ids.to(torch.int32), bucket_log_probs(logits, ids)
+
+
+def _row_topk_divergence(name: str, *, temperature: float, beta: float, alpha: float) -> RowLoss:
+    """The per-row divergence `name` between the student and a cached teacher, both over k + 1 buckets."""
+
+    def row(student: Tensor, target: tuple[Tensor, Tensor]) -> Tensor:
+        ids, teacher_log_probs = target
+        if temperature != 1.0:
+            student = student / temperature
+        q, log_q = _floored(bucket_log_probs(student, ids))
+        p, log_p = _floored(teacher_log_probs)
+        return _divergence_of(name, q, log_q, p, log_p, beta=beta, alpha=alpha)
 
     return row
 
@@ -163,7 +230,7 @@ def _ce_value_and_grad(student: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]
 def _autograd_value_and_grad(row_loss: RowLoss) -> ValueAndGrad:
     """Any row loss, differentiated by autograd on the chunk alone (its graph dies with the chunk)."""
 
-    def value_and_grad(student: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    def value_and_grad(student: Tensor, target: Target) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             rows = student.detach().requires_grad_(True)
             values = row_loss(rows, target)
@@ -193,13 +260,16 @@ def _chunks(index: tuple[Tensor, ...], chunk_size: int) -> list[tuple[Tensor, ..
     return [tuple(i[start : start + chunk_size] for i in index) for start in range(0, n, chunk_size)]
 
 
-def _gather(x: Tensor, idx: tuple[Tensor, ...], dtype: torch.dtype | None) -> Tensor:
+def _gather(x: Target, idx: tuple[Tensor, ...], dtype: torch.dtype | None) -> Any:
+    """Rows `idx` of `x` (each tensor of a tuple target); floating rows in `dtype`, integer rows as they are."""
+    if isinstance(x, tuple):
+        return tuple(_gather(t, idx, dtype) for t in x)
     rows = x[idx]
     return rows if dtype is None or not rows.is_floating_point() else rows.to(dtype)
 
 
 def _chunked_value(
-    row_loss: RowLoss, student: Tensor, target: Tensor, index: tuple[Tensor, ...], chunk_size: int
+    row_loss: RowLoss, student: Tensor, target: Target, index: tuple[Tensor, ...], chunk_size: int
 ) -> Tensor:
     """Sum of row losses over the indexed positions, without building any graph."""
     dtype = _compute_dtype(student)
@@ -219,7 +289,7 @@ class _ChunkedLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, student: Tensor, target: Tensor, value_and_grad: ValueAndGrad, index: tuple[Tensor, ...], chunk_size: int
+        ctx, student: Tensor, target: Target, value_and_grad: ValueAndGrad, index: tuple[Tensor, ...], chunk_size: int
     ) -> Tensor:
         dtype = _compute_dtype(student)
         n = index[0].numel()
@@ -246,7 +316,7 @@ class _ChunkedLoss(torch.autograd.Function):
 def _masked_mean(
     row_loss: RowLoss,
     student: Tensor,
-    target: Tensor,
+    target: Target,
     mask: Tensor,
     chunk_size: int | None,
     value_and_grad: ValueAndGrad | None = None,
@@ -261,7 +331,7 @@ def _masked_mean(
     if index[0].numel() == 0:
         # 0 with a graph (so `loss.backward()` still works), and no 0 * -inf NaN from masked vocab entries.
         return student.reshape(-1)[:0].to(_compute_dtype(student)).sum()
-    target = target.detach()
+    target = tuple(t.detach() for t in target) if isinstance(target, tuple) else target.detach()
     if torch.is_grad_enabled() and student.requires_grad:
         function = value_and_grad or _autograd_value_and_grad(row_loss)
         return _ChunkedLoss.apply(student, target, function, index, chunk_size)
@@ -325,6 +395,52 @@ def divergence(
         reverse = name == "rkl" or (name == "jsd" and beta == 1.0)
         closed_form = _kl_value_and_grad(reverse=reverse, temperature=float(temperature))
     return _masked_mean(row, student_logits, teacher_logits, mask, chunk_size, closed_form)
+
+
+def topk_divergence(
+    name: str,
+    student_logits: Tensor,
+    teacher_ids: Tensor,
+    teacher_log_probs: Tensor,
+    mask: Tensor,
+    *,
+    temperature: float = 1.0,
+    beta: float = 0.5,
+    alpha: float = 0.1,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """`divergence` against a cached teacher: its top-k entries `teacher_ids` [B, T, k] and the log-probabilities
+    `teacher_log_probs` [B, T, k + 1] of those k entries and of one remainder bucket (`teacher_topk`'s output,
+    computed at the same `temperature`).
+
+    Both distributions are coarse-grained to the same k + 1 buckets (the teacher's top k, then everything else) and
+    the divergence is taken between the two bucket distributions; the student's remainder mass is a logsumexp
+    over its other logits. What that changes (see `docs/teacher-cache.md`): with k = V it is `divergence` exactly.
+    With k < V, every divergence here is an f-divergence, so by the data-processing inequality the bucketed value
+    is <= the full one; it equals it exactly when, outside the top k, the student's distribution is proportional
+    to the teacher's (q_j / q_rest = p_j / p_rest), and in particular when the teacher's remainder mass is 0.
+    For FKL the student's gradient is q - target, with target_j = p_j on the top k and p_rest * q_j / q_rest
+    elsewhere: the remainder's total mass is taught, its shape is left as the student has it.
+    """
+    if name not in DIVERGENCES:
+        raise KidsqlError(f"unknown divergence {name!r}; choose one of {', '.join(DIVERGENCES)}")
+    _check_mask(student_logits, mask, f"topk_divergence {name}")
+    k = teacher_ids.shape[-1]
+    lead = tuple(student_logits.shape[:-1])
+    if tuple(teacher_ids.shape[:-1]) != lead or tuple(teacher_log_probs.shape) != (*lead, k + 1):
+        raise KidsqlError(
+            f"topk_divergence {name}: teacher ids {tuple(teacher_ids.shape)} and log-probs "
+            f"{tuple(teacher_log_probs.shape)} must be [{', '.join(map(str, lead))}, k] and [.., k + 1]; "
+            "pass teacher_topk's output for the same positions"
+        )
+    if not temperature > 0:
+        raise KidsqlError(f"topk_divergence {name}: temperature must be > 0, got {temperature}")
+    if not 0.0 <= beta <= 1.0 or not 0.0 <= alpha <= 1.0:
+        raise KidsqlError(f"topk_divergence {name}: beta and alpha must lie in [0, 1], got {beta} and {alpha}")
+    if chunk_size is not None and chunk_size < 1:
+        raise KidsqlError(f"topk_divergence {name}: chunk_size must be >= 1 or None, got {chunk_size}")
+    row = _row_topk_divergence(name, temperature=float(temperature), beta=float(beta), alpha=float(alpha))
+    return _masked_mean(row, student_logits, (teacher_ids, teacher_log_probs), mask, chunk_size)
 
 
 def cross_entropy(

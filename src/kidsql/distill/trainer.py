@@ -43,10 +43,11 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from kidsql.distill.config import DistillConfig
-from kidsql.distill.divergences import cross_entropy, divergence
+from kidsql.distill.divergences import cross_entropy, divergence, topk_divergence
 from kidsql.distill.methods import GenerationOptions, Method, get_method
 from kidsql.distill.sequences import PromptPrefix, align_sql, imperfect_sequences, logits_at, student_generated
 from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
+from kidsql.distributed import check_launch, unwrap_model_for_generation
 from kidsql.errors import KidsqlError
 from kidsql.memory import peak_memory, reset_peak_memory
 from kidsql.prompts import PromptStats
@@ -66,6 +67,7 @@ class TrainResult:
     tokens_per_s: float | None
     peak_memory_mb: float | None
     peak_memory_kind: str
+    num_processes: int = 1
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -136,12 +138,15 @@ class DistillTrainer(Trainer):
         groups: list[str] | None = None,
         share_prefix: bool = False,
         reuse_prompt: bool = True,
+        teacher_cache: Any = None,
         **kwargs: Any,
     ) -> None:
         self.speed = SpeedMeter()
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.speed]
         super().__init__(*args, **kwargs)
-        if method.needs_teacher and teacher is None:
+        check_launch(self.accelerator)  # what the launch asked for (processes, FSDP, DeepSpeed) is what runs
+        self.teacher_cache = teacher_cache  # kidsql.distill.teacher_cache.TeacherTopK: the teacher on gold batches
+        if method.needs_teacher and teacher is None and not (teacher_cache is not None and method.student_fraction == 0):
             raise KidsqlError(f"method {method.name} needs a teacher; pass --teacher")
         tok = self.processing_class
         self.method, self.generation = method, generation or GenerationOptions()
@@ -192,11 +197,11 @@ class DistillTrainer(Trainer):
         m, ids, attn, sql = self.method, inputs["input_ids"], inputs["attention_mask"], inputs["sql_mask"].bool()
         fraction = m.on_policy_fraction(self.state.global_step, self.state.max_steps)
         if fraction > 0 and random.Random(seed).random() < fraction:
-            s = student_generated(self.accelerator.unwrap_model(model), inputs, self.generation,
-                                  eos_token_id=self.eos_id, pad_token_id=self.pad_id)
+            with unwrap_model_for_generation(model, self.accelerator) as plain:  # ZeRO-3: gathered once, as TRL
+                s = student_generated(plain, inputs, self.generation, eos_token_id=self.eos_id, pad_token_id=self.pad_id)
             return {"ids": s["input_ids"], "attn": s["attention_mask"], "kl": s["sql_mask"], "mle": None}
         if m.sequences != "imperfect":
-            return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql)}
+            return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql), "gold": m.sequences == "gold"}
         o = m.imperfect
         gen = torch.Generator(device=ids.device).manual_seed(seed + self.accelerator.process_index)
         prefix, pos = None, None
@@ -213,13 +218,23 @@ class DistillTrainer(Trainer):
                     ids, attn, sql, pos = a_ids, a_attn, a_sql, a_pos
                 except TypeError:  # a model without a key/value cache or logits_to_keep: plain forwards from now on
                     self.reuse_prompt = False
-        y_hat, chosen = imperfect_sequences(
+        if prefix is None and o.rewrite != "none":  # a no-grad rewrite forward: on the plain model (ZeRO-3: gathered)
+            with unwrap_model_for_generation(model, self.accelerator) as plain:
+                y_hat, chosen = self._rewrite(plain, ids, sql, attn, gen, prefix, pos)
+        else:
+            y_hat, chosen = self._rewrite(model, ids, sql, attn, gen, prefix, pos)
+        return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
+                "clean": clean, "prefix": prefix, "pos": pos}
+
+    def _rewrite(self, model: Any, ids: torch.Tensor, sql: torch.Tensor, attn: torch.Tensor, gen: torch.Generator,
+                 prefix: Any, pos: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """KID's imperfect sequences of the batch (masking + the student's own rewrite)."""
+        o = self.method.imperfect
+        return imperfect_sequences(
             model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
             generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,
             temperature=o.temperature, share_prefix=self.share_prefix, prefix=prefix, position_ids=pos,
         )
-        return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
-                "clean": clean, "prefix": prefix, "pos": pos}
 
     # ------------------------------------------------------------------------------------------------ loss
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
@@ -251,12 +266,16 @@ class DistillTrainer(Trainer):
         zero = student.sum() * 0.0  # keeps the graph (and DDP's reducer) happy when a term is absent
         sums, counts = [zero, zero], [0, 0]
         if m.divergence is not None:
-            with torch.no_grad():
-                teacher = logits_at(self.teacher, ids, attn, keep, share_prefix=self.share_prefix,
-                                    position_ids=pos)[..., :v]
             n = int(kl_mask.sum())
-            sums[0] = divergence(m.divergence, student, teacher, kl_mask, temperature=m.temperature, beta=m.beta,
-                                 alpha=m.skew_alpha, chunk_size=self.chunk_size) * n
+            opts = {"temperature": m.temperature, "beta": m.beta, "alpha": m.skew_alpha, "chunk_size": self.chunk_size}
+            if self.teacher_cache is not None and seq.get("gold"):  # the cached teacher: no teacher forward
+                t_ids, t_log_probs = self.teacher_cache.targets(inputs["index"], kl_mask)
+                sums[0] = topk_divergence(m.divergence, student, t_ids, t_log_probs, kl_mask, **opts) * n
+            else:
+                with torch.no_grad():
+                    teacher = logits_at(self.teacher, ids, attn, keep, share_prefix=self.share_prefix,
+                                        position_ids=pos)[..., :v]
+                sums[0] = divergence(m.divergence, student, teacher, kl_mask, **opts) * n
             counts[0] = n
         if m.mle_weight > 0 and seq["mle"] is not None:
             targets = seq["mle"][0][:, 1:][:, keep]
@@ -463,6 +482,19 @@ def build_trainer(
                                          cache_dir=Path(config.cache_dir) if config.cache_dir else cache_dir())
     features = encode_examples(tokenizer, prompts, sqls, max_prompt_tokens=config.max_prompt_tokens,
                                max_sql_tokens=config.max_sql_tokens)
+    cache = None
+    if config.teacher_cache_topk and method.divergence is not None and method.sequences == "gold":
+        from kidsql.distill.teacher_cache import cached_teacher_topk
+
+        with state.main_process_first():  # one process computes and writes the cache, the others read it
+            teacher.to(state.device)
+            cache, _ = cached_teacher_topk(
+                teacher, features, fingerprint=model_fingerprint(config.teacher), k=config.teacher_cache_topk,
+                temperature=method.temperature, vocab_size=vocab, pad_token_id=tokenizer.pad_token_id,
+                cache_dir=Path(config.cache_dir) if config.cache_dir else cache_dir(), batch_size=config.gen_batch_size)
+        features = [{**f, "index": i} for i, f in enumerate(features)]
+        if method.student_fraction == 0:  # every batch reads the cache: the teacher is not needed any more
+            teacher = None
     callbacks = list(callbacks or [])
     if config.exec_eval_split and config.exec_eval_steps > 0:
         from kidsql.distill.exec_eval import ExecutionEval
@@ -476,6 +508,7 @@ def build_trainer(
                                      temperature=config.gen_temperature, top_p=config.gen_top_p),
         mask_token_id=mask_id,
         groups=groups, share_prefix=config.share_prompt_prefix, reuse_prompt=config.reuse_prompt_kv,
+        teacher_cache=cache,
     )
     trainer.resolved, trainer.run_config = resolved, config
     for cb in trainer.callback_handler.callbacks:
@@ -580,7 +613,7 @@ def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
         output_dir=out, model_dir=model_dir, method=trainer.method.name, final_loss=losses[-1] if losses else None,
         steps=trainer.state.global_step, mean_step_time_s=trainer.speed.mean_step_time(),
         tokens_per_s=_tokens_per_s(trainer.speed, world), peak_memory_mb=peak, peak_memory_kind=kind,
-        log_history=list(trainer.state.log_history),
+        num_processes=world, log_history=list(trainer.state.log_history),
     )
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
