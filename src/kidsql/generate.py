@@ -27,13 +27,14 @@ def generate_ids(
     do_sample: bool = False,
     temperature: float = 1.0,
     top_p: float = 1.0,
+    top_k: int = 0,
 ) -> torch.Tensor:
     """Continuations of left-padded prompts: [B, <= max_new_tokens], pad id after each row's EOS.
 
     Works on a DDP/compiled wrapper (unwrapped with accelerate) and on a peft model (its own `generate` keeps
     the adapters active). Dropout is switched off for the call and the model's train/eval mode restored after,
-    so the trainer can sample mid-training. Decoding is exactly greedy, or pure temperature/top-p sampling (no
-    top-k), as GKD needs: the model's own `generation_config` (a hub model's may carry a repetition penalty,
+    so the trainer can sample mid-training. Decoding is exactly greedy, or temperature/top-k/top-p sampling with
+    exactly the given values (top_k 0 and top_p 1 are off), as each method's reference code samples: the model's own `generation_config` (a hub model's may carry a repetition penalty,
     top_k, beams...) is set aside for the call, because HF would otherwise fill every unset field from it.
     """
     import torch
@@ -46,7 +47,7 @@ def generate_ids(
         do_sample=do_sample,
         temperature=temperature if do_sample else None,
         top_p=top_p if do_sample else None,
-        top_k=0 if do_sample else None,
+        top_k=top_k if do_sample else None,
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         use_cache=True,
