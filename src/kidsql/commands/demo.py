@@ -1,8 +1,9 @@
 """`kidsql demo`: the main job on the embedded benchmark, on a CPU, in minutes.
 
-Teacher (SFT, cached and reused across runs) -> students distilled with SFT, RKD and KID at the same budget ->
-every model scored on dev by execution (EX, TS on the test-suite instances, EM) -> a table, a one-line
-conclusion computed from the numbers, and `report.md` + `report.json` in `--out`.
+Teacher (the one shipped with kidsql for the default setup, else SFT, cached and reused across runs) -> one
+shared student warm-up (SFT) -> students distilled with SFT, RKD and KID at the same budget -> every model scored
+on dev by execution (EX, TS on the test-suite instances, EM) -> a table, a conclusion of paired differences with
+their bootstrap intervals, and `report.md` + `report.json` in `--out`.
 
 Overwrite policy: an `--out` folder that already holds a report is refused unless `--force` is given; with
 `--force` the demo's student runs there are deleted and trained again (the cached teacher is still reused).
