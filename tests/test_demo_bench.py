@@ -52,9 +52,21 @@ def _rescore(bench: Path, split: str, pred_file: str, limit: int) -> dict:
 def test_demo_end_to_end(env, capsys):
     root, tiny = env
     out = root / "demo"
+    tiny = [*tiny, "--student_warmup_steps", "1"]
     assert main(["demo", "--out", str(out), *tiny]) == 0
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert set(data["students"]) == {"sft", "rkd", "kid"}
+    # every student started from the one shared warm-up, and the conclusion states paired differences
+    assert "student warm-up" in capsys.readouterr().err
+    for other in ("sft", "rkd"):
+        p = data["paired"][other]["vs_kid"]
+        mine = data["students"]["kid"]["ex_per_example"]
+        theirs = data["students"][other]["ex_per_example"]
+        assert p["diff"] == pytest.approx(100 * (sum(theirs) - sum(mine)) / len(mine))
+        assert p["ci95"][0] <= p["diff"] <= p["ci95"][1]
+        assert f"KID - {other.upper()} = {0.0 - p['diff']:+.1f} EX" in data["conclusion"]
+        if p["ci95"][0] <= 0 <= p["ci95"][1]:
+            assert "no clear difference" in data["conclusion"].split(f"KID - {other.upper()}")[1].split(";")[0]
     bench = Path(data["benchmark"])
     for name, entry in [("teacher", data["teacher"]), *data["students"].items()]:
         again = _rescore(bench, "dev", entry["predictions"], 5)
@@ -64,7 +76,7 @@ def test_demo_end_to_end(env, capsys):
     assert data["students"]["kid"]["steps"] == 2
     md = (out / "report.md").read_text(encoding="utf-8")
     assert data["conclusion"] in md and "| student" in md
-    assert data["conclusion"].startswith("KID (")
+    assert data["conclusion"].startswith("KID ") and "95 % CI" in data["conclusion"]
     assert data["environment"]["torch_version"] and data["environment"]["cpu_count"] == os.cpu_count()
     # a second demo into the same folder is refused without --force; the cached teacher is reused with it
     assert main(["demo", "--out", str(out), *tiny]) == 2
@@ -126,6 +138,13 @@ def test_bench_end_to_end_and_resume(env, monkeypatch, capsys):
     expected = (run["splits"]["dev"]["ex"] + run["splits"]["dev"]["ts"] + run["splits"]["dev_dk"]["ex"]
                 + run["splits"]["dev_dk"]["ts"]) / 4
     assert kid["summary"]["score"] == pytest.approx(expected)
+    # the paired section: SFT minus KID over the same dev examples (one seed), by hand, with its interval
+    sft_run = next(r for r in data["runs"] if r["variant"] == "sft")
+    a, b = sft_run["splits"]["dev"]["ex_per_example"], run["splits"]["dev"]["ex_per_example"]
+    pair = data["paired"]["sft"]["vs_kid"]
+    assert pair["diff"] == pytest.approx(100 * (sum(a) - sum(b)) / len(a)) and pair["n_examples"] == 5
+    assert pair["ci95"][0] <= pair["diff"] <= pair["ci95"][1] and "kid" not in data["paired"].get("kid", {})
+    assert "dev EX vs kid" in (out / "report.md").read_text(encoding="utf-8")
     sft_time = next(r for r in data["runs"] if r["variant"] == "sft")["mean_step_time_s"]
     assert kid["summary"]["latency"] == pytest.approx(run["mean_step_time_s"] / sft_time)
     for png in ("score_vs_latency.png", "learning_curves.png"):
@@ -174,7 +193,16 @@ def test_bench_refuses_to_mix_setups_but_accepts_more_runs(tmp_path) -> None:
     # more methods, seeds, ablations, splits, other worker counts: same setup, resumable
     check_same_setup(BenchConfig(out=out, methods="sft,kid,rkd", seeds=5, alphas="0.1", splits="dev",
                                  eval_workers=1, isolate_runs=False))
-    for other, field_name in ((dict(student_steps=300), "student_steps"), (dict(teacher="tiny:1m"), "teacher"),
+    # a folder made before a setup field existed counts as that field's default
+    import json as _json
+
+    setup_file = tmp_path / "b" / "bench_setup.json"
+    older = _json.loads(setup_file.read_text(encoding="utf-8"))
+    older.pop("student_warmup_steps")
+    setup_file.write_text(_json.dumps(older), encoding="utf-8")
+    check_same_setup(BenchConfig(out=out))
+    for other, field_name in ((dict(student_warmup_steps=150), "student_warmup_steps"),
+                              (dict(student_steps=300), "student_steps"), (dict(teacher="tiny:1m"), "teacher"),
                               (dict(bench_size="cpu-medium"), "bench_size"), (dict(eval_limit=None), "eval_limit")):
         with pytest.raises(KidsqlError, match=rf"bench_setup\.json: .*differs in: {field_name}\)"):
             check_same_setup(BenchConfig(out=out, **other))

@@ -136,11 +136,17 @@ def test_read_curve_keeps_the_last_point_per_step(tmp_path):
     assert P.read_curve(tmp_path / "absent.jsonl") == []
 
 
-def test_conclusion_is_computed_from_the_numbers():
-    text = conclusion({"sft": 40.0, "rkd": 47.5, "kid": 45.0}, 60.0)
-    assert text == "KID (45.0 EX) beats SFT by 5.0 EX and trails RKD by 2.5 EX; teacher 60.0 EX."
-    assert conclusion({"sft": 40.0, "kid": 40.0}, None) == "KID (40.0 EX) ties SFT; teacher not scored."
-    assert conclusion({"sft": 10.0, "rkd": 30.0}, 50.0) == "Best student: RKD with 30.0 EX; teacher 50.0 EX."
+def test_conclusion_states_paired_differences_and_calls_no_tie_a_win():
+    from kidsql.stats import PairedDifference
+
+    paired = {"sft": PairedDifference(5.0, (1.5, 8.5), 200, 1), "rkd": PairedDifference(-2.5, (-6.0, 1.0), 200, 1)}
+    text = conclusion({"sft": 40.0, "rkd": 47.5, "kid": 45.0}, 60.0, "kid", paired)
+    assert text == ("KID 45.0 EX. KID - SFT = +5.0 EX (95 % CI +1.5 to +8.5): KID better; "
+                    "KID - RKD = -2.5 EX (95 % CI -6.0 to +1.0): no clear difference; teacher 60.0 EX.")
+    assert "beats" not in text and "trails" not in text
+    worse = {"sft": PairedDifference(-3.0, (-5.0, -1.0), 200, 1)}
+    assert conclusion({"sft": 43.0, "kid": 40.0}, None, "kid", worse).endswith("KID worse; teacher not scored.")
+    assert conclusion({"sft": 10.0, "rkd": 30.0}, 50.0) == "Students: SFT 10.0 EX, RKD 30.0 EX; teacher 50.0 EX."
 
 
 def test_peak_memory_reset_lowers_the_high_water_mark():

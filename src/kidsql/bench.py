@@ -181,7 +181,7 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
     todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]  # every variant validated before any write
     check_same_setup(cfg)
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
-    stages = P.Stages(3 + len(pending))
+    stages = P.Stages(3 + len(pending) + (1 if cfg.student_warmup_steps else 0))
     stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
     bench = P.resolve_benchmark(cfg)
     splits = splits_of(cfg, bench)
@@ -195,6 +195,11 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
                                   "eval_limit": cfg.eval_limit, "splits": {}})
     teacher = _complete_scores(cfg, bench, splits, teacher_file)
     student = P.resolve_student(cfg.student, teacher_dir)
+    if cfg.student_warmup_steps:
+        from kidsql.warmup import warm_student
+
+        stages(f"student warm-up ({cfg.student_warmup_steps} SFT steps, shared by every run)")
+        student = warm_student(bench, student, P.student_budget(cfg), cfg.student_warmup_steps, seed=cfg.seed)
 
     outcome = BenchOutcome(data={})
     tokenizer = load_tokenizer(P.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
@@ -234,9 +239,9 @@ def check_same_setup(cfg: BenchConfig) -> None:
     path = Path(cfg.out) / "bench_setup.json"
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
-        defaults = {f.name: f.default for f in dataclasses.fields(cfg)}  # a setting newer than the folder, at
-        differs = sorted(k for k in set(before) | set(setup)         # its default, is the old behaviour
-                         if before.get(k, defaults.get(k)) != setup.get(k))
+        # a field added since the folder was made counts as its default (the setup those runs had)
+        defaults = dataclasses.asdict(BenchConfig())
+        differs = sorted(k for k in set(before) | set(setup) if before.get(k, defaults.get(k)) != setup.get(k))
         if differs:
             raise KidsqlError(f"{path}: this folder holds bench runs made with other settings (differs in: "
                               f"{', '.join(differs)}); pass a new --out, or delete {cfg.out} to start over")
@@ -263,7 +268,8 @@ def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_fi
     result = read_json(result_file)
     if result.get("eval_limit") != cfg.eval_limit:
         result["splits"], result["eval_limit"] = {}, cfg.eval_limit
-    missing = [s for s in splits if s not in result["splits"]]
+    # a split without per-example verdicts (scored before the paired statistics) is scored again from the model
+    missing = [s for s in splits if "ex_per_example" not in result["splits"].get(s, {})]
     if missing:
         result["splits"].update(_evaluate_model(cfg, bench, Path(result["model_dir"]), missing, result_file.parent))
         write_json(result_file, result)
@@ -286,7 +292,8 @@ def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list
         pred_file = write_json(run_dir / f"preds_{split}.json", preds)
         report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers,
                          use_evidence=cfg.use_evidence)
-        metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file)}
+        metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file),
+                          "ex_per_example": P.ex_per_example(report)}
     return metrics
 
 
@@ -453,6 +460,55 @@ def goal_checks(summary: dict[str, dict[str, Any]], focus: str = "kid", gkd: str
     return checks
 
 
+PAIRED_SPLIT = "dev"
+PAIRED_AGAINST = ("kid", "sft")
+
+
+def paired_differences(results: list[dict[str, Any]], names: list[str], split: str = PAIRED_SPLIT,
+                       against: tuple[str, ...] = PAIRED_AGAINST) -> dict[str, dict[str, Any]]:
+    """{variant: {"vs_kid": PairedDifference dict, "vs_sft": ...}}: dev EX of the variant minus the reference's,
+    paired over the seeds both ran and the same examples, with its 95 % bootstrap interval (`kidsql.stats`)."""
+    from kidsql.stats import paired_bootstrap
+
+    per_run = {(r["variant"], r["seed"]): r["splits"].get(split, {}).get("ex_per_example") for r in results}
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        for ref in against:
+            if name == ref:
+                continue
+            seeds = sorted(s for (v, s), x in per_run.items() if v == name and x is not None
+                           and per_run.get((ref, s)) is not None)
+            if not seeds:
+                continue
+            as_float = lambda xs: [float("nan") if x is None else float(x) for x in xs]  # noqa: E731
+            a = [as_float(per_run[(name, s)]) for s in seeds]
+            b = [as_float(per_run[(ref, s)]) for s in seeds]
+            out.setdefault(name, {})[f"vs_{ref}"] = paired_bootstrap(a, b).to_dict()
+    return out
+
+
+def paired_markdown(paired: dict[str, dict[str, Any]], split: str = PAIRED_SPLIT) -> str:
+    """The paired table of report.md ("" when nothing could be paired)."""
+    from kidsql.report import markdown_table
+
+    if not paired:
+        return ""
+    refs = [f"vs_{r}" for r in PAIRED_AGAINST]
+
+    def cell(p: dict[str, Any] | None) -> str:
+        if p is None:
+            return "-"
+        word = {"better": "better", "worse": "worse", "tie": "tie"}[p["verdict"]]
+        return f"{p['diff']:+.1f} [{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}] {word}"
+
+    rows = [[name] + [cell(d.get(r)) for r in refs] for name, d in paired.items()]
+    n = next(iter(next(iter(paired.values())).values()))
+    return (markdown_table(["method", *[f"{split} EX {r.replace('_', ' ')}" for r in refs]], rows) + "\n"
+            f"Paired differences of {split} EX (method minus KID, minus SFT) over the same {n['n_examples']} "
+            "examples and the seeds both ran, with the 95 % bootstrap interval (seeds and examples resampled, "
+            "`kidsql.stats`); \"tie\": the interval holds 0, so the two are not told apart.\n\n")
+
+
 def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list[dict[str, Any]],
                  teacher: dict[str, Any]) -> dict[str, Any]:
     """report.md, report.json and the two PNG plots in cfg.out; returns report.json's data."""
@@ -476,6 +532,8 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         row["summary"] = {"score": score, "score_std": score_std, "latency": lat, "latency_std": lat_std}
         points.append({"name": name, "score": score, "score_std": score_std, "latency": lat, "latency_std": lat_std})
     md_table = markdown_table(headers, table)
+    paired = paired_differences(results, list(rows))
+    paired_md = paired_markdown(paired)
     goals = goal_checks({n: r["summary"] for n, r in rows.items()})
     goal_md = markdown_table(["goal (issue 5)", "measured", "met"],
                              [[g["goal"], g["detail"], {True: "yes", False: "no", None: "-"}[g["met"]]] for g in goals])
@@ -486,21 +544,22 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
     env = environment()
     data = {"kind": "bench", "environment": env, "config": dataclasses.asdict(cfg), "benchmark": str(bench),
             "splits": splits, "split_sizes": split_sizes(bench, splits, cfg.eval_limit), "teacher": teacher,
-            "variants": rows, "goals": goals, "runs": results, "plots": plots, "markdown_table": md_table}
+            "variants": rows, "paired": paired, "goals": goals, "runs": results, "plots": plots, "markdown_table": md_table}
     write_json(out / "report.json", data)
     n_seeds = len(seeds_of(cfg))
     text = (
         "# kidsql bench\n\n"
-        f"Benchmark `{bench}`; teacher `{cfg.teacher}` ({teacher_origin(cfg)}); student `{cfg.student}`, "
-        f"{cfg.student_steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}; {n_seeds} seed(s) "
+        f"Benchmark `{bench}`; teacher `{cfg.teacher}` ({teacher_origin(cfg)}); student `{cfg.student}`"
+        + (f" warmed up by {cfg.student_warmup_steps} shared SFT steps" if cfg.student_warmup_steps else "")
+        + f", {cfg.student_steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}; {n_seeds} seed(s) "
         f"from {cfg.seed}" + (f"; first {cfg.eval_limit} examples per split" if cfg.eval_limit else "")
         + (f"; SQL by execution-guided decoding ({_guided(cfg).describe()})" if _guided(cfg).guides else "") + ".\n\n"
         + md_table + "\n"
         "Examples scored per split: " + ", ".join(f"{k} {v}" for k, v in data["split_sizes"].items()) + ".\n\n"
         + _prompts_line(results)
+        + paired_md
         + goal_md + "\n"
-        "Goals are checked on the seed means; with the spreads above, a margin smaller than about two standard "
-        "deviations is not a difference.\n\n"
+        "Goals are checked on the seed means; the paired differences above say which margins are differences.\n\n"
         "Cells: mean ± sample std over seeds. avg score: plain mean of the EX and TS numbers over the "
         f"{len(splits)} splits (the paper's score). latency: mean optimiser step time relative to SFT's. "
         "peak MB: peak memory of each run (CUDA max allocated, or the process's peak RSS reset before the run).\n\n"

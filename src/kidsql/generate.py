@@ -29,14 +29,15 @@ def generate_ids(
     top_p: float = 1.0,
     num_beams: int = 1,
     num_return_sequences: int = 1,
+    top_k: int = 0,
 ) -> torch.Tensor:
     """Continuations of left-padded prompts: [B * num_return_sequences, <= max_new_tokens], pad id after each
     row's EOS; row i's continuations are rows [i * n, (i + 1) * n), best beam first under beam search.
 
     Works on a DDP/compiled wrapper (unwrapped with accelerate) and on a peft model (its own `generate` keeps
     the adapters active). Dropout is switched off for the call and the model's train/eval mode restored after,
-    so the trainer can sample mid-training. Decoding is exactly greedy, or pure temperature/top-p sampling (no
-    top-k), as GKD needs: the model's own `generation_config` (a hub model's may carry a repetition penalty,
+    so the trainer can sample mid-training. Decoding is exactly greedy, or temperature/top-k/top-p sampling with
+    exactly the given values (top_k 0 and top_p 1 are off), as each method's reference code samples: the model's own `generation_config` (a hub model's may carry a repetition penalty,
     top_k, beams...) is set aside for the call, because HF would otherwise fill every unset field from it.
     """
     import torch
@@ -49,7 +50,7 @@ def generate_ids(
         do_sample=do_sample,
         temperature=temperature if do_sample else None,
         top_p=top_p if do_sample else None,
-        top_k=0 if do_sample else None,
+        top_k=top_k if do_sample else None,
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         use_cache=True,

@@ -64,7 +64,13 @@ class RunConfig:
                                  "tiny:<1m|3m|4m|8m|cfg.yaml> (random), a folder or hub id", "teacher-layers:1")
     teacher_steps: int = config_field("optimiser steps of the teacher's SFT (0: use --teacher, a trained folder, as is)",
                                       1000)
+    shipped_teacher: bool = config_field("use the teacher shipped with kidsql when the teacher setup is the one it "
+                                         "was trained with (the defaults; kidsql.shipped_teacher); false: train it here",
+                                         True)
     student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 150)
+    student_warmup_steps: int = config_field("SFT steps on gold before distillation, trained once and shared by "
+                                             "every method and seed (a stand-in for a pretrained student; 0: none)",
+                                             0)
     batch_size: int = config_field("examples per optimiser step", 16)
     # 3e-4: students start from the teacher's layers, and at a peak of 3e-3 their dev EX fell from ~50 % at step
     # 25 to 12-33 % by step 50-75 before climbing back (learning curves of the first committed bench)
@@ -314,12 +320,21 @@ def resolve_teacher(bench_dir: Path, cfg: RunConfig) -> Path:
             raise KidsqlError(f"--teacher {cfg.teacher}: with --teacher_steps 0 the teacher must be a trained model "
                               "folder (with config.json) or a hub id; pass one or give --teacher_steps N to train it")
         return path
-    return ensure_teacher(bench_dir, cfg.teacher, teacher_budget(cfg), seed=cfg.seed, overrides=cfg.run_overrides())
+    from kidsql.shipped_teacher import shipped_teacher_for
+
+    return shipped_teacher_for(cfg) or ensure_teacher(bench_dir, cfg.teacher, teacher_budget(cfg), seed=cfg.seed,
+                                                      overrides=cfg.run_overrides())
 
 
 def teacher_origin(cfg: RunConfig) -> str:
     """How the teacher came to be, for reports."""
-    return "used as given" if cfg.teacher_steps == 0 else f"{cfg.teacher_steps} SFT steps"
+    from kidsql.shipped_teacher import read_card, setup_of
+
+    if cfg.teacher_steps == 0:
+        return "used as given"
+    card = read_card() if cfg.shipped_teacher and not cfg.data else None
+    shipped = card is not None and card.get("setup") == setup_of(cfg)
+    return f"{cfg.teacher_steps} SFT steps" + (", shipped with kidsql" if shipped else "")
 
 
 def ensure_teacher(bench_dir: Path, spec: str, budget: Budget, *, seed: int = 0,
@@ -430,6 +445,11 @@ def score(bench_dir: Path, split: str, preds: list[str], *, limit: int | None = 
     semantics = "bird" if detect_kind(split_folder(Path(bench_dir), split), split) == "bird" else "spider"
     return evaluate(examples, preds, bench.db_dir, suite_dir=bench.db_dir, metrics=metrics, semantics=semantics,
                     schemas=bench.schemas, workers=workers, show_progress=show_progress)
+
+
+def ex_per_example(report: EvalReport) -> list[bool | None]:
+    """Each example's EX verdict in order (None: its gold query failed): what paired statistics compare."""
+    return [None if v.verdict == "gold_error" or v.ex is None else bool(v.ex) for v in report.verdicts]
 
 
 def summary_metrics(report: EvalReport) -> dict[str, float | int | None]:

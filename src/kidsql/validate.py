@@ -104,8 +104,9 @@ RULES: dict[str, Rule | Callable[[], Rule]] = {
     "mle_weight": number(0, optional=True, note="0 drops the MLE term"),
     "temperature": number(0, strict=True, optional=True),
     "gen_max_new_tokens": at_least(1),
-    "gen_temperature": number(0, strict=True),
-    "gen_top_p": number(0, strict=True, high=1),
+    "gen_temperature": number(0, strict=True, optional=True, note="unset: the method's reference value"),
+    "gen_top_p": number(0, strict=True, high=1, optional=True, note="unset: the method's reference value"),
+    "gen_top_k": at_least(0, optional=True, note="0: off; unset: the method's reference value"),
     "gen_batch_size": at_least(1),
     # demo / bench (RunConfig and its subclasses)
     "bench_size": _bench_sizes,

@@ -112,8 +112,10 @@ class DistillConfig:
                                   "sequence's forward: cheaper, weaker on the CPU bench)")
     # generation of sequences
     gen_max_new_tokens: int = _h("max new tokens of generated sequences", 128)
-    gen_temperature: float = _h("on-policy sampling temperature", 1.0)
-    gen_top_p: float = _h("on-policy nucleus sampling", 1.0)
+    gen_temperature: float | None = _h("on-policy sampling temperature (None: the method's reference value, "
+                                       "kidsql.distill.methods)")
+    gen_top_k: int | None = _h("on-policy top-k sampling, 0: off (None: the method's reference value)")
+    gen_top_p: float | None = _h("on-policy nucleus sampling, 1: off (None: the method's reference value)")
     gen_batch_size: int = _h("batch size of the teacher's one-off generation", 16)
     force: bool = _h("replace a finished or interrupted run in output_dir (its checkpoints, final/ and "
                      "train_result.json) and train from scratch", False)

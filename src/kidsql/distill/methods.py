@@ -25,6 +25,18 @@ Named configurations and how they read the papers:
            gold batches. Variants gkd-fkl, gkd-rkl, gkd-jsd.
 * kid      imperfect gold (alpha 0.2, random, argmax rewrite, BOS as mask token), RKL over all SQL positions,
            MLE 1 on the clean gold SQL (`mle_on="clean"`, see `ImperfectOptions`).
+
+How student samples are drawn (`Method.sampling`), as each method's reference code draws them (the KID paper
+does not say; `--gen_temperature`, `--gen_top_k`, `--gen_top_p` override them):
+* gkd*     temperature 0.9, no top-k, no top-p: TRL's `GKDConfig` (temperature=0.9) and `GKDTrainer`, whose
+           generation config is do_sample=True, top_k=0 (trl/experimental/gkd/gkd_config.py, gkd_trainer.py).
+* fdistill temperature 1, top-k 30: f-distill's training scripts (`--do_sample --top_k 30 --temperature 1.`,
+           github.com/MANGA-UOFA/fdistill, dart/ and summa/scripts/run_tvd_symm.sh). The scripts start TVD
+           from a student first trained with MLE and word-level KD (run_pretrain_student_distill.sh): the bench's
+           `--student_warmup_steps` is that step's stand-in. The teacher's sequences stay greedy (generated once).
+* imitkd   temperature 1, top-k 5: ImitKD's configs (`sample: True`, `sample_top_k: 5`,
+           github.com/asappresearch/imitkd, configs/iwslt/transformer/imitkd.yaml).
+* kid      draws nothing (argmax rewrite); `ImperfectOptions.temperature` serves `kid_rewrite=sample`.
 """
 
 from __future__ import annotations
@@ -81,6 +93,20 @@ class ImperfectOptions:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """How a method draws the student's own sequences: temperature, top-k (0: off), top-p (1: off)."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.temperature > 0, f"sampling temperature must be > 0, got {self.temperature}")
+        _check(self.top_k >= 0, f"sampling top_k must be >= 0 (0: off), got {self.top_k}")
+        _check(0.0 < self.top_p <= 1.0, f"sampling top_p must lie in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
 class GenerationOptions:
     """Decoding for generated sequences (teacher-generated once, student-generated on-policy)."""
 
@@ -89,6 +115,7 @@ class GenerationOptions:
     temperature: float = 1.0
     top_p: float = 1.0
     batch_size: int = 16
+    top_k: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,7 @@ class Method:
     skew_alpha: float = 0.1  # DistiLLM's skew for skl/srkl
     temperature: float = 1.0
     imperfect: ImperfectOptions = field(default_factory=ImperfectOptions)
+    sampling: Sampling = field(default_factory=Sampling)
 
     def __post_init__(self) -> None:
         from kidsql.distill.divergences import DIVERGENCES
@@ -131,6 +159,11 @@ class Method:
         return self.divergence is not None or self.sequences == "teacher"
 
 
+# the reference implementations' sampling (module docstring)
+GKD_SAMPLING = Sampling(temperature=0.9)
+FDISTILL_SAMPLING = Sampling(top_k=30)
+IMITKD_SAMPLING = Sampling(top_k=5)
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
@@ -138,15 +171,26 @@ METHODS: dict[str, Method] = {
         Method("seqkd", sequences="teacher"),
         Method("fkd", divergence="fkl"),
         Method("rkd", divergence="rkl"),
-        Method("fdistill", sequences="teacher", student_fraction=0.5, divergence="tvd", mle_weight=0.0),
-        Method("imitkd", student_fraction=1.0, fraction_schedule="linear", divergence="fkl"),
-        Method("gkd", student_fraction=0.5, divergence="jsd", beta=0.5),
-        Method("gkd-fkl", student_fraction=0.5, divergence="fkl"),
-        Method("gkd-rkl", student_fraction=0.5, divergence="rkl"),
-        Method("gkd-jsd", student_fraction=0.5, divergence="jsd", beta=0.5),
+        Method("fdistill", sequences="teacher", student_fraction=0.5, divergence="tvd", mle_weight=0.0,
+               sampling=FDISTILL_SAMPLING),
+        Method("imitkd", student_fraction=1.0, fraction_schedule="linear", divergence="fkl", sampling=IMITKD_SAMPLING),
+        Method("gkd", student_fraction=0.5, divergence="jsd", beta=0.5, sampling=GKD_SAMPLING),
+        Method("gkd-fkl", student_fraction=0.5, divergence="fkl", sampling=GKD_SAMPLING),
+        Method("gkd-rkl", student_fraction=0.5, divergence="rkl", sampling=GKD_SAMPLING),
+        Method("gkd-jsd", student_fraction=0.5, divergence="jsd", beta=0.5, sampling=GKD_SAMPLING),
         Method("kid", sequences="imperfect", divergence="rkl"),
     ]
 }
+
+
+def student_sampling(method: Method, *, max_new_tokens: int, temperature: float | None = None,
+                     top_k: int | None = None, top_p: float | None = None) -> GenerationOptions:
+    """How the trainer samples `method`'s on-policy sequences: its reference `sampling`, with the options that
+    were given (not None) in place of its values."""
+    given = {k: v for k, v in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)) if v is not None}
+    s = dataclasses.replace(method.sampling, **given)
+    return GenerationOptions(max_new_tokens=max_new_tokens, do_sample=True, temperature=s.temperature, top_k=s.top_k,
+                             top_p=s.top_p)
 
 
 def get_method(name: str, **overrides: Any) -> Method:
@@ -160,7 +204,7 @@ def get_method(name: str, **overrides: Any) -> Method:
     base = METHODS[key]
     kid = {k[4:]: v for k, v in overrides.items() if k.startswith("kid_") and v is not None}
     plain = {k: v for k, v in overrides.items() if not k.startswith("kid_") and v is not None}
-    known = {f.name for f in dataclasses.fields(Method)} - {"name", "imperfect"}
+    known = {f.name for f in dataclasses.fields(Method)} - {"name", "imperfect", "sampling"}
     unknown = sorted(set(plain) - known) + sorted(f"kid_{k}" for k in set(kid) - {f.name for f in dataclasses.fields(ImperfectOptions)})
     if unknown:
         raise KidsqlError(f"method {name}: unknown override(s) {', '.join(unknown)}; see kidsql.distill.methods.Method")

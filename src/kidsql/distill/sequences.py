@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,32 @@ from torch import Tensor
 
 from kidsql.distill.shared_prefix import cache_keyword, shared_prefix_logits, suffix_logits
 from kidsql.errors import KidsqlError
+
+# ------------------------------------------------------------------------------- the student's own guesses
+
+
+@contextmanager
+def guessing(model: Any) -> Iterator[None]:
+    """The model in eval mode for the block, its train/eval mode restored after: a method's "student's own
+    guess" (KID's rewrite, on-policy samples) is its inference-time prediction, so dropout (LoRA's 0.05 in
+    real-model runs) must not act on it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def has_dropout(model: Any) -> bool:
+    """Whether the model drops anything in train mode: a `torch.nn.Dropout` with p > 0 (LoRA's among them) or a
+    positive `*dropout*` field of its config (Llama's attention dropout is functional, not a module)."""
+    if any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules()):
+        return True
+    config = getattr(model, "config", None)
+    fields = config.to_dict() if hasattr(config, "to_dict") else {}
+    return any("dropout" in k and isinstance(v, (int, float)) and v > 0 for k, v in fields.items())
+
 
 # --------------------------------------------------------------------------------------------- KID (imperfect)
 
@@ -93,9 +121,11 @@ def imperfect_sequences(
     Returns (y_hat ids [B, T], chosen positions [B, T] bool). Every unchosen position keeps its gold token.
     "hard"/"easy" cost one more no-grad forward (the student's entropy on the gold y). `vocab_size` restricts
     predictions to the ids the tokenizer knows (models may pad their output layer); rewrite="none" returns the
-    masked sequence (the paper's masking-only ablation). `share_prefix`: see `logits_at`; `prefix`: the
-    rewrite pass (and the entropy pass of hard/easy) runs against this reused prompt prefix (`PromptPrefix`,
-    same logits); `position_ids`: those of a batch laid out by `align_sql` (None: right padding).
+    masked sequence (the paper's masking-only ablation). The student's passes run in eval mode (`guessing`):
+    the rewrite is its inference-time guess. `share_prefix`: see `logits_at`; `prefix`: the rewrite pass (and the
+    entropy pass of hard/easy) runs against this reused prompt prefix (`PromptPrefix`, same logits; its keys and
+    values were computed in train mode, so the caller passes it only for a student without dropout);
+    `position_ids`: those of a batch laid out by `align_sql` (None: right padding).
     """
     eligible = sql_mask.bool().clone()  # .bool() of a bool tensor is the same tensor: never edit the caller's mask
     if eos_token_id is not None:
@@ -104,9 +134,10 @@ def imperfect_sequences(
     k = torch.tensor([num_to_rewrite(int(n), alpha) for n in eligible.sum(1)], device=input_ids.device)
 
     def logits(ids: Tensor, need: Tensor) -> Tensor:
-        if prefix is not None:
-            return prefix.logits_at(ids, attention_mask, need)
-        return logits_at(student, ids, attention_mask, need, share_prefix=share_prefix, position_ids=position_ids)
+        with guessing(student):
+            if prefix is not None:
+                return prefix.logits_at(ids, attention_mask, need)
+            return logits_at(student, ids, attention_mask, need, share_prefix=share_prefix, position_ids=position_ids)
 
     ent = None
     if strategy in ("hard", "easy"):  # the student's entropy on the gold y, at the eligible positions only
@@ -281,20 +312,18 @@ def student_generated(model: Any, batch: dict[str, Tensor], gen: Any, *, eos_tok
     """The batch's prompts, continued by sampling from the current student (GKD's on-policy sequences).
 
     `model` is the plain model (the trainer unwraps DDP first: generation must not go through DDP's forward
-    hooks). It is put in eval mode for decoding (no dropout while sampling) and restored afterwards.
+    hooks). It samples in eval mode (`guessing`: no dropout while sampling), with `gen`'s temperature, top-k and
+    top-p (the method's reference values, `kidsql.distill.methods.Method.sampling`).
     """
     from kidsql.generate import generate_ids
 
     prompt_ids, prompt_attn = split_prompts(batch["input_ids"], batch["attention_mask"], batch["sql_mask"], pad_token_id)
-    was_training = model.training
-    model.eval()
-    try:
+    with guessing(model):
         new = generate_ids(
             model, prompt_ids, prompt_attn, max_new_tokens=gen.max_new_tokens, eos_token_id=eos_token_id,
             pad_token_id=pad_token_id, do_sample=gen.do_sample, temperature=gen.temperature, top_p=gen.top_p,
+            top_k=gen.top_k,
         )
-    finally:
-        model.train(was_training)
     return join_continuations(prompt_ids, prompt_attn, new, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
 
 

@@ -44,8 +44,9 @@ from transformers.trainer_callback import ProgressCallback
 
 from kidsql.distill.config import DistillConfig
 from kidsql.distill.divergences import cross_entropy, divergence, topk_divergence
-from kidsql.distill.methods import GenerationOptions, Method, get_method
-from kidsql.distill.sequences import PromptPrefix, align_sql, imperfect_sequences, logits_at, student_generated
+from kidsql.distill.methods import GenerationOptions, Method, get_method, student_sampling
+from kidsql.distill.sequences import (PromptPrefix, align_sql, has_dropout, imperfect_sequences, logits_at,
+                                      student_generated)
 from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.distributed import check_launch, unwrap_model_for_generation
 from kidsql.errors import KidsqlError
@@ -170,6 +171,9 @@ class DistillTrainer(Trainer):
         self.reuse_prompt = (reuse_prompt and method.sequences == "imperfect" and not self.share_prefix
                              and self.accelerator.num_processes == 1 and not self.args.gradient_checkpointing
                              and not self.is_deepspeed_enabled and not self.is_fsdp_enabled)
+        # the prompt's keys/values are computed in train mode, with gradient; the rewrite is the student's eval-mode
+        # guess, so with dropout it runs its own forward and the reused prompt serves the training forward only
+        self.rewrite_reuses_prompt = not has_dropout(self.accelerator.unwrap_model(self.model))
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         """Blocks of `share_prefix` questions on one database when the prefix is shared (what makes it shared)."""
@@ -233,7 +237,8 @@ class DistillTrainer(Trainer):
         return imperfect_sequences(
             model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
             generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,
-            temperature=o.temperature, share_prefix=self.share_prefix, prefix=prefix, position_ids=pos,
+            temperature=o.temperature, share_prefix=self.share_prefix,
+            prefix=prefix if self.rewrite_reuses_prompt else None, position_ids=pos,
         )
 
     # ------------------------------------------------------------------------------------------------ loss
@@ -504,8 +509,8 @@ def build_trainer(
         model=student, args=args, train_dataset=features,
         data_collator=SqlCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
         method=method, teacher=teacher, vocab_size=vocab, chunk_size=config.chunk_size,
-        generation=GenerationOptions(max_new_tokens=config.gen_max_new_tokens, do_sample=True,
-                                     temperature=config.gen_temperature, top_p=config.gen_top_p),
+        generation=student_sampling(method, max_new_tokens=config.gen_max_new_tokens, temperature=config.gen_temperature,
+                                    top_k=config.gen_top_k, top_p=config.gen_top_p),
         mask_token_id=mask_id,
         groups=groups, share_prefix=config.share_prompt_prefix, reuse_prompt=config.reuse_prompt_kv,
         teacher_cache=cache,
