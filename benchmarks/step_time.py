@@ -57,20 +57,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import TrainerCallback
     from transformers.utils import logging as hf_logging
 
-    class CpuClock(TrainerCallback):
-        """CPU seconds of this process per optimiser step: unlike wall time, barely moved by other jobs' load."""
-
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
-            self._t0 = time.process_time()
-
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
-            self.times.append(time.process_time() - self._t0)
+    from cpu_clock import CpuClock
 
     torch.set_num_threads(args.threads)
 

@@ -41,7 +41,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import TrainerCallback
     from transformers.utils import logging as hf_logging
 
     from kidsql.data.synth import generate_benchmark
@@ -50,15 +49,7 @@ def main() -> None:
     from kidsql.models import load_model, load_tokenizer
     from kidsql.report import write_text_atomic
 
-    class CpuClock(TrainerCallback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
-            self._t0 = time.process_time()
-
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
-            self.times.append(time.process_time() - self._t0)
+    from cpu_clock import CpuClock
 
     torch.set_num_threads(1)
     hf_logging.set_verbosity_error()

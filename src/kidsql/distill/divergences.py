@@ -353,6 +353,18 @@ def _check_mask(logits: Tensor, mask: Tensor, what: str) -> None:
         )
 
 
+def _check_options(what: str, temperature: float, beta: float, alpha: float, chunk_size: int | None) -> None:
+    """The options every divergence takes, checked before any compute."""
+    if not temperature > 0:
+        raise KidsqlError(f"{what}: temperature must be > 0, got {temperature}")
+    if not 0.0 <= beta <= 1.0:
+        raise KidsqlError(f"{what}: beta must lie in [0, 1], got {beta}")
+    if not 0.0 <= alpha <= 1.0:
+        raise KidsqlError(f"{what}: alpha must lie in [0, 1], got {alpha}")
+    if chunk_size is not None and chunk_size < 1:
+        raise KidsqlError(f"{what}: chunk_size must be >= 1 or None, got {chunk_size}")
+
+
 def divergence(
     name: str,
     student_logits: Tensor,
@@ -381,14 +393,7 @@ def divergence(
             "(see kidsql.models.check_vocab_compatible)"
         )
     _check_mask(student_logits, mask, f"divergence {name}")
-    if not temperature > 0:
-        raise KidsqlError(f"divergence {name}: temperature must be > 0, got {temperature}")
-    if not 0.0 <= beta <= 1.0:
-        raise KidsqlError(f"divergence {name}: beta must lie in [0, 1], got {beta}")
-    if not 0.0 <= alpha <= 1.0:
-        raise KidsqlError(f"divergence {name}: alpha must lie in [0, 1], got {alpha}")
-    if chunk_size is not None and chunk_size < 1:
-        raise KidsqlError(f"divergence {name}: chunk_size must be >= 1 or None, got {chunk_size}")
+    _check_options(f"divergence {name}", temperature, beta, alpha, chunk_size)
     row = _row_divergence(name, temperature=float(temperature), beta=float(beta), alpha=float(alpha))
     closed_form = None
     if name in ("fkl", "rkl") or (name == "jsd" and beta in (0.0, 1.0)):
@@ -433,12 +438,7 @@ def topk_divergence(
             f"{tuple(teacher_log_probs.shape)} must be [{', '.join(map(str, lead))}, k] and [.., k + 1]; "
             "pass teacher_topk's output for the same positions"
         )
-    if not temperature > 0:
-        raise KidsqlError(f"topk_divergence {name}: temperature must be > 0, got {temperature}")
-    if not 0.0 <= beta <= 1.0 or not 0.0 <= alpha <= 1.0:
-        raise KidsqlError(f"topk_divergence {name}: beta and alpha must lie in [0, 1], got {beta} and {alpha}")
-    if chunk_size is not None and chunk_size < 1:
-        raise KidsqlError(f"topk_divergence {name}: chunk_size must be >= 1 or None, got {chunk_size}")
+    _check_options(f"topk_divergence {name}", temperature, beta, alpha, chunk_size)
     row = _row_topk_divergence(name, temperature=float(temperature), beta=float(beta), alpha=float(alpha))
     return _masked_mean(row, student_logits, (teacher_ids, teacher_log_probs), mask, chunk_size)
 
