@@ -24,7 +24,6 @@ import argparse
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -59,23 +58,16 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from cpu_clock import CpuClock
+    from common import CpuClock, tiny_bench_pair
 
     torch.set_num_threads(args.threads)
 
-    from kidsql.data.synth import generate_benchmark
     from kidsql.distill.config import load_config
     from kidsql.distill.trainer import build_trainer
-    from kidsql.models import load_model, load_tokenizer
     from kidsql.report import write_text_atomic
 
     hf_logging.set_verbosity_error()
-    work = Path(tempfile.mkdtemp(prefix="kidsql-step-time-"))
-    bench = generate_benchmark(work / "bench", seed=0, size="small")
-    tok = load_tokenizer(str(bench / "tokenizer"))
-    teacher_dir = work / "teacher"
-    load_model(args.teacher, tok, seed=1).save_pretrained(teacher_dir)
-    tok.save_pretrained(teacher_dir)
+    work, bench, teacher_dir, tok = tiny_bench_pair(args.teacher, "kidsql-step-time-")
 
     times: dict[str, list[float]] = {label: [] for label, _, _ in VARIANTS}
     cpu: dict[str, list[float]] = {label: [] for label, _, _ in VARIANTS}

@@ -22,7 +22,6 @@ import argparse
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,22 +42,15 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from kidsql.data.synth import generate_benchmark
     from kidsql.distill.config import load_config
     from kidsql.distill.trainer import build_trainer
-    from kidsql.models import load_model, load_tokenizer
     from kidsql.report import write_text_atomic
 
-    from cpu_clock import CpuClock
+    from common import CpuClock, tiny_bench_pair
 
     torch.set_num_threads(1)
     hf_logging.set_verbosity_error()
-    work = Path(tempfile.mkdtemp(prefix="kidsql-teacher-cache-"))
-    bench = generate_benchmark(work / "bench", seed=0, size="small")
-    tok = load_tokenizer(str(bench / "tokenizer"))
-    teacher_dir = work / "teacher"
-    load_model(args.teacher, tok, seed=1).save_pretrained(teacher_dir)
-    tok.save_pretrained(teacher_dir)
+    work, bench, teacher_dir, tok = tiny_bench_pair(args.teacher, "kidsql-teacher-cache-")
 
     totals = {"live": [0.0, 0.0], "cached": [0.0, 0.0]}  # wall, CPU
     steps: dict[str, list[float]] = {"live": [], "cached": []}
