@@ -218,6 +218,39 @@ def test_budget_uses_the_given_counter_few_times(tmp_path: Path) -> None:
     assert again == prompt  # deterministic
 
 
+def test_many_prompts_fit_in_batches_as_a_linear_scan_would(tmp_path: Path) -> None:
+    """fit_prompts advances every example's bisection together and counts each round in one `many` call; the
+    prompts are those a brute-force scan over the drop order gives (the first prefix of drops that fits)."""
+    from kidsql.prompts import _drop_steps, _render, _values_for, fit_prompts
+
+    schema, db = shop_db(tmp_path)
+    questions = ["What is the name of each customer in Paris?", "How many orders are there?",
+                 "List the order ids of customers named Ann", "Which city has the most customers?"]
+    batches: list[int] = []
+
+    class Counter:
+        def __call__(self, text: str) -> int:
+            raise AssertionError("a counter with `many` is called in batches only")
+
+        def many(self, texts: list[str]) -> list[int]:
+            batches.append(len(texts))
+            return [len(t) for t in texts]
+
+    full_lengths = [len(build_prompt(Example("shop", q, ""), schema, db)) for q in questions]
+    for budget in (min(full_lengths) // 3, min(full_lengths) // 2, max(full_lengths) - 5, 10**6):
+        batches.clear()
+        examples = [Example("shop", q, "") for q in questions]
+        got = fit_prompts([(ex, schema, db) for ex in examples], PromptOptions(max_prompt_tokens=budget,
+                                                                               count_tokens=Counter()))
+        for ex, (prompt, dropped) in zip(examples, got):
+            samples, matched = _values_for(schema, db, ex, PromptOptions())
+            steps = _drop_steps(schema, matched, f"{ex.question} {ex.evidence}")
+            prompts = [_render(schema, set().union(*steps[:k]), samples, matched, ex) for k in range(len(steps) + 1)]
+            want = next((p for p in prompts if len(p) <= budget), prompts[-1])
+            assert prompt == want and len(dropped) == sum(len(s) for s in steps[: prompts.index(want)])
+        assert len(batches) <= 2 + 4 and max(batches) <= len(questions)  # rounds, not one call per prompt
+
+
 def test_over_budget_question_returns_shortest_prompt(tmp_path: Path) -> None:
     schema, db = shop_db(tmp_path)
     ex = Example("shop", "What is the name of each customer in Paris?", "")

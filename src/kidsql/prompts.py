@@ -56,9 +56,18 @@ def whitespace_tokens(text: str) -> int:
     return len(text.split())
 
 
-def token_counter(tokenizer: object) -> Callable[[str], int]:
-    """The budget's counter for a real model: the number of ids its tokenizer gives the prompt."""
-    return lambda text: len(tokenizer(text)["input_ids"])  # type: ignore[operator]
+class token_counter:  # noqa: N801 - used like the function it replaces: token_counter(tokenizer)(text)
+    """The budget's counter for a real model: the number of ids its tokenizer gives the prompt; `many` counts a
+    list in one tokenizer call (`count_many`)."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str) -> int:
+        return len(self.tokenizer(text)["input_ids"])  # type: ignore[operator]
+
+    def many(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(texts)["input_ids"]]  # type: ignore[operator]
 
 
 @dataclass
@@ -174,8 +183,11 @@ def _drop_steps(schema: Schema, matched: dict[Key, list[str]], text: str) -> lis
     remaining = {t.name.lower(): [_key(t.name, c.name) for c in t.columns] for t in schema.tables}
     steps: list[set[Key]] = []
 
+    primary = {_key(c.table, c.name) for c in schema.columns() if c.primary_key}
+    pos = {k: i for t in schema.tables for i, k in enumerate(_key(t.name, c.name) for c in t.columns)}
+
     def is_key(k: Key) -> bool:
-        return k in keys or next(c for c in schema.table(k[0]).columns if c.name.lower() == k[1]).primary_key
+        return k in keys or k in primary
 
     def drop_columns(candidates: list[Key]) -> None:
         for k in candidates:
@@ -185,7 +197,6 @@ def _drop_steps(schema: Schema, matched: dict[Key, list[str]], text: str) -> lis
                 steps.append({k})
 
     def order(cols: list[Key]) -> list[Key]:
-        pos = {k: i for t in schema.tables for i, k in enumerate(_key(t.name, c.name) for c in t.columns)}
         return sorted(cols, key=lambda k: (col_score[k], rank_of[k[0]], -pos[k]))
 
     every = [k for t in (schema.tables[i] for i in ranked) for k in remaining[t.name.lower()]]
@@ -207,16 +218,22 @@ def _drop_steps(schema: Schema, matched: dict[Key, list[str]], text: str) -> lis
 
 
 def _values_for(
-    schema: Schema, db_path: Path | None, example: Example, options: PromptOptions
+    schema: Schema, db_path: Path | None, example: Example, options: PromptOptions,
+    indexes: dict[Path, object] | None = None,
 ) -> tuple[dict[Key, list[str]], dict[Key, list[str]]]:
-    """(samples, matched) keyed by lower-cased (table, column), restricted to the schema's columns."""
+    """(samples, matched) keyed by lower-cased (table, column), restricted to the schema's columns (`indexes`:
+    value indexes already loaded in this call, by database path; loading one checks the file each time)."""
     if db_path is None or not Path(db_path).is_file():
         return {}, {}
     if not (options.with_values and options.num_sample_values > 0) and not options.with_matched_values:
         return {}, {}
     from kidsql.data.values import load_value_index
 
-    index = load_value_index(Path(db_path))
+    index = indexes.get(db_path) if indexes is not None else None
+    if index is None:
+        index = load_value_index(Path(db_path))
+        if indexes is not None:
+            indexes[db_path] = index
     wanted = {_key(c.table, c.name) for c in schema.columns()}
     samples: dict[Key, list[str]] = {}
     if options.with_values and options.num_sample_values > 0:
@@ -258,40 +275,111 @@ def build_prompt(example: Example, schema: Schema, db_path: Path | None, options
 def fit_prompt(example: Example, schema: Schema, db_path: Path | None, options: PromptOptions | None = None,
                *, keep_gold: bool = False, stats: PromptStats | None = None) -> tuple[str, set[Key]]:
     """`build_prompt`'s prompt and the (table, column) keys, lower-cased, that the token budget left out of it."""
+    return fit_prompts([(example, schema, db_path)], options, keep_gold=keep_gold, stats=stats)[0]
+
+
+def fit_prompts(items: list[tuple[Example, Schema, Path | None]], options: PromptOptions | None = None, *,
+                keep_gold: bool = False, stats: PromptStats | None = None,
+                progress: bool = False) -> list[tuple[str, set[Key]]]:
+    """`fit_prompt` for many examples at once: every example's bisection advances one step per round, and a
+    round's candidate prompts are counted in one tokenizer call (`count_many`), which a fast tokenizer runs in
+    parallel at a fraction of the cost of one call per prompt. Same prompts as one at a time."""
+    from tqdm.auto import tqdm
+
     options = options or PromptOptions()
-    samples, matched = _values_for(schema, db_path, example, options)
-    full = _render(schema, set(), samples, matched, example)
-    budget = options.max_prompt_tokens
-    if stats is not None:
-        stats.total += 1
-    if budget is None or options.count_tokens(full) <= budget:
-        return full, set()
-    steps = _drop_steps(schema, matched, f"{example.question} {example.evidence}")
-    if keep_gold:
-        protected = gold_items(example.sql, schema)
-        steps = [s - protected for s in steps]
-        steps = [s for s in steps if s]
+    bar = tqdm(total=len(items), desc="prompts", unit="ex", disable=not progress)
+    indexes: dict[Path, object] = {}
+    fits = [_Fit(ex, schema, db_path, options, keep_gold, stats, indexes) for ex, schema, db_path in items]
+    pending = [f for f in fits if not f.done]
+    bar.update(len(fits) - len(pending))
+    while pending:
+        for start in range(0, len(pending), _COUNT_BATCH):
+            chunk = pending[start: start + _COUNT_BATCH]
+            for fit, n in zip(chunk, count_many(options.count_tokens, [f.candidate for f in chunk])):
+                fit.feed(n)
+        still = [f for f in pending if not f.done]
+        bar.update(len(pending) - len(still))
+        pending = still
+    bar.close()
+    return [(f.prompt, f.dropped) for f in fits]
 
-    def dropped_after(k: int) -> set[Key]:
-        return set().union(*steps[:k])
 
-    def prompt_after(k: int) -> str:
-        return _render(schema, dropped_after(k), samples, matched, example)
+_COUNT_BATCH = 1024  # candidate prompts per tokenizer call
 
-    if stats is not None:
-        stats.shortened += 1
-    lo, hi = 0, len(steps)  # invariant: lo does not fit; hi fits (or is the shortest prompt there is)
-    if options.count_tokens(prompt_after(hi)) > budget:
+
+def count_many(count_tokens: Callable[[str], int], texts: list[str]) -> list[int]:
+    """Token counts of `texts`: in one call when the counter has a `many` method (`token_counter`'s does)."""
+    many = getattr(count_tokens, "many", None)
+    return list(many(texts)) if many is not None else [count_tokens(t) for t in texts]
+
+
+class _Fit:
+    """One example's search for the longest prompt within the budget, driven by whoever counts tokens: the full
+    prompt; if over, the shortest one (every drop step taken); if that fits, bisection over the drop order.
+    `candidate` is the prompt to count next, `feed` takes its count; at the end `done`, `prompt`, `dropped`."""
+
+    def __init__(self, example: Example, schema: Schema, db_path: Path | None, options: PromptOptions,
+                 keep_gold: bool, stats: PromptStats | None, indexes: dict[Path, object]) -> None:
+        self.example, self.schema, self.keep_gold, self.stats = example, schema, keep_gold, stats
+        self.samples, self.matched = _values_for(schema, db_path, example, options, indexes)
+        self.budget = options.max_prompt_tokens
+        self.phase = "full"  # then "shortest", then "bisect"
+        self.steps: list[set[Key]] = []
+        self.lo = self.hi = self.mid = 0  # during bisection: lo does not fit, hi fits
+        self.done, self.prompt, self.dropped = False, "", set()
         if stats is not None:
-            stats.over_budget += 1
-        return prompt_after(hi), dropped_after(hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if options.count_tokens(prompt_after(mid)) <= budget:
-            hi = mid
+            stats.total += 1
+        self.candidate = self._render(set())
+        if self.budget is None:
+            self._finish_at(0)
+
+    def _render(self, dropped: set[Key]) -> str:
+        return _render(self.schema, dropped, self.samples, self.matched, self.example)
+
+    def _finish_at(self, k: int) -> None:
+        """Done, with the first `k` drop steps taken."""
+        self.dropped = set().union(*self.steps[:k])
+        self.prompt = self.candidate if k == 0 else self._render(self.dropped)
+        self.done = True
+
+    def _over_budget(self) -> None:
+        if self.stats is not None:
+            self.stats.over_budget += 1
+        self._finish_at(len(self.steps))
+
+    def _bisect(self) -> None:
+        if self.hi - self.lo <= 1:
+            return self._finish_at(self.hi)
+        self.mid = (self.lo + self.hi) // 2
+        self.candidate = self._render(set().union(*self.steps[: self.mid]))
+        return None
+
+    def feed(self, count: int) -> None:
+        fits = count <= self.budget
+        if self.phase == "full":
+            if fits:
+                return self._finish_at(0)
+            if self.stats is not None:
+                self.stats.shortened += 1
+            steps = _drop_steps(self.schema, self.matched, f"{self.example.question} {self.example.evidence}")
+            if self.keep_gold:
+                protected = gold_items(self.example.sql, self.schema)
+                steps = [s for s in (s - protected for s in steps) if s]
+            self.steps = steps
+            if not steps:  # nothing may be dropped: the full prompt is also the shortest
+                return self._over_budget()
+            self.phase, self.candidate = "shortest", self._render(set().union(*steps))
+            return None
+        if self.phase == "shortest":
+            if not fits:
+                return self._over_budget()
+            self.phase, self.lo, self.hi = "bisect", 0, len(self.steps)
+            return self._bisect()
+        if fits:
+            self.hi = self.mid
         else:
-            lo = mid
-    return prompt_after(hi), dropped_after(hi)
+            self.lo = self.mid
+        return self._bisect()
 
 
 # ------------------------------------------------------------------- a split's prompts, and their saved options
@@ -307,18 +395,16 @@ def build_prompts(bench: Benchmark, examples: list[Example], options: PromptOpti
                   keep_gold: bool = False, stats: PromptStats | None = None) -> list[str]:
     """Prompts for `examples` of `bench`, in order, with a progress bar on long splits (`keep_gold`, `stats`: see
     `build_prompt`)."""
-    from tqdm.auto import tqdm
-
     from kidsql.errors import KidsqlError
 
-    prompts = []
-    for ex in tqdm(examples, desc="prompts", unit="ex", disable=len(examples) < 200):
+    items = []
+    for ex in examples:
         if ex.db_id not in bench.schemas:
             raise KidsqlError(f"{bench.name}: no schema for db_id {ex.db_id!r}; add it to tables.json")
         db_path = bench.db_path(ex.db_id)
-        prompts.append(build_prompt(ex, bench.schemas[ex.db_id], db_path if db_path.is_file() else None, options,
-                                    keep_gold=keep_gold, stats=stats))
-    return prompts
+        items.append((ex, bench.schemas[ex.db_id], db_path if db_path.is_file() else None))
+    fitted = fit_prompts(items, options, keep_gold=keep_gold, stats=stats, progress=len(items) >= 200)
+    return [prompt for prompt, _ in fitted]
 
 
 def save_prompt_options(options: PromptOptions, model_dir: Path) -> Path:
