@@ -287,11 +287,12 @@ def fit_prompts(items: list[tuple[Example, Schema, Path | None]], options: Promp
     from tqdm.auto import tqdm
 
     options = options or PromptOptions()
-    bar = tqdm(total=len(items), desc="prompts", unit="ex", disable=not progress)
     indexes: dict[Path, object] = {}
-    fits = [_Fit(ex, schema, db_path, options, keep_gold, stats, indexes) for ex, schema, db_path in items]
+    fits = [_Fit(ex, schema, db_path, options, keep_gold, stats, indexes)
+            for ex, schema, db_path in tqdm(items, desc="prompts", unit="ex", disable=not progress)]
     pending = [f for f in fits if not f.done]
-    bar.update(len(fits) - len(pending))
+    bar = tqdm(total=len(pending), desc=f"prompts: fitting to {options.max_prompt_tokens} tokens", unit="ex",
+               disable=not progress or not pending)
     while pending:
         for start in range(0, len(pending), _COUNT_BATCH):
             chunk = pending[start: start + _COUNT_BATCH]
