@@ -107,6 +107,7 @@ def main() -> None:
     reason = official_available()
     if reason:
         sys.exit(reason)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # other jobs on the machine
     golds = read_gold(args.data / "dev_gold.sql")[: args.limit]
     rows = mutated_rows(golds, seed=args.seed, per_gold=args.per_gold)
     db_dir, tables = args.data / "database", args.data / "tables.json"
@@ -117,9 +118,12 @@ def main() -> None:
     cores = os.cpu_count() or 1
     _, oursn_s, oursn_cpu = run_kidsql(rows, golds, db_dir, tables, metrics, cores, args.plug_value)
     lines = [
+        f"Command: `{' '.join(['python', 'benchmarks/eval_speed.py', *sys.argv[1:]])}`",
+        "",
         f"{len(rows)} rows: {len(golds)} spider-de dev gold queries x up to {args.per_gold} mutations (seed "
         f"{args.seed}); metrics {', '.join(metrics)}; cold gold-result cache"
-        + ("; plug-value on" if args.plug_value else "") + ".",
+        + ("; plug-value on" if args.plug_value else "") + f". {os.cpu_count()} cores, load average {load:.2f} "
+        "at the start (above 0: other jobs shared the machine).",
         "",
         "| evaluator | workers | wall s | speed vs official (wall) | CPU s | speed vs official (CPU) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -132,7 +136,7 @@ def main() -> None:
         "|---|---:|---:|---:|",
     ]
     cli_s, bare_s = startup_s()
-    lines[2:2] = [f"Start-up: `kidsql evaluate --help` {cli_s:.2f} s (bare Python {bare_s:.2f} s), best of 5.", ""]
+    lines[4:4] = [f"Start-up: `kidsql evaluate --help` {cli_s:.2f} s (bare Python {bare_s:.2f} s), best of 5.", ""]
     all_diffs = []
     for metric in ("ex", "em", "hardness") if "em" in metrics else ("ex",):
         same, total, diffs = agreement(off, ours1, rows, metric)

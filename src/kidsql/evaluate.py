@@ -285,11 +285,17 @@ def _hardness(ctx: _Context, task: _Task) -> str:
     if task.hardness or not ctx.want_hardness:
         return task.hardness or "unknown"
     from kidsql.sql.hardness import hardness
+    from kidsql.sql.spider_parse import per_schema
 
-    try:
-        return hardness(task.gold, ctx.schemas.get(task.db_id))
-    except Exception:  # noqa: BLE001 - a gold the parser cannot read still gets judged by execution
-        return "unknown"
+    def level() -> str:
+        try:
+            return hardness(task.gold, schema)
+        except Exception:  # noqa: BLE001 - a gold the parser cannot read still gets judged by execution
+            return "unknown"
+
+    schema = ctx.schemas.get(task.db_id)
+    # One parse per gold and schema in this worker: the level depends on nothing else.
+    return level() if schema is None else per_schema(schema, ("hardness", task.gold), level)
 
 
 def _exact_match(ctx: _Context, task: _Task) -> bool | None:
