@@ -105,13 +105,15 @@ class _Slot:
         """Tasks the worker has finished whose results have not arrived: the running task is `queue[unsent()]`."""
         return min(len(self.queue), int(self.progress[_FINISHED]) - self.answered)
 
-    def deadline(self, budget_s: Callable[[int], float]) -> float:
-        """When the running task is past its budget; its clock started when it did, or when its batch went out."""
-        running = self.unsent()
-        if running >= len(self.queue):
-            return float("inf")  # all finished: the results are on their way
-        started = max(self.progress[_STARTED], self.sent_at)
-        return started + budget_s(self.queue[running])
+    def running(self, budget_s: Callable[[int], float]) -> tuple[float, int | None]:
+        """(deadline, index) of the task running now; its clock started when it did, or when its batch went out.
+        (inf, None) when every task sent has finished (the results are on their way)."""
+        position = self.unsent()
+        if position >= len(self.queue):
+            return float("inf"), None
+        started = max(self.progress[_STARTED], self.sent_at)  # read after the count: never an earlier task's
+        index = self.queue[position]
+        return started + budget_s(index), index
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -190,7 +192,7 @@ def run_bounded(
             assign(slot)
         while any(s.queue for s in slots):
             busy = {s.conn: s for s in slots if s.queue}
-            first = min(s.deadline(budget_of) for s in busy.values())
+            first = min(s.running(budget_of)[0] for s in busy.values())
             timeout = None if first == float("inf") else max(0.0, first - time.monotonic())
             for conn in wait(list(busy), timeout=timeout):
                 slot = busy[conn]
@@ -204,10 +206,10 @@ def run_bounded(
                 yield from take(slot, results)
                 if not slot.queue:
                     assign(slot)
-            now = time.monotonic()
-            for slot in [s for s in slots if s.queue and s.deadline(budget_of) <= now]:
-                culprit = slot.queue[slot.unsent()]
-                yield from replace(slot, culprit, on_overrun(tasks[culprit], budget_of(culprit)))
+            for slot in [s for s in slots if s.queue]:
+                deadline, culprit = slot.running(budget_of)  # one reading: the task that overran is this one
+                if culprit is not None and deadline <= time.monotonic():
+                    yield from replace(slot, culprit, on_overrun(tasks[culprit], budget_of(culprit)))
     finally:
         for slot in slots:
             slot.stop()
