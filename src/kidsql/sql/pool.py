@@ -200,6 +200,7 @@ def run_bounded(
                     results = conn.recv()
                 except (EOFError, OSError):  # died: the task it was running (or its last) is the culprit
                     culprit = slot.queue[min(slot.unsent(), len(slot.queue) - 1)]
+                    slot.proc.join(1)  # the pipe closes before the process is reaped: wait for its exit code
                     reason = f"worker died (exit code {slot.proc.exitcode})"
                     yield from replace(slot, culprit, on_crash(tasks[culprit], reason))
                     continue
