@@ -8,7 +8,10 @@ its per-row steps in this process), then kidsql runs again with all cores. Print
 over the rows where the official script gives a verdict, with the first disagreements listed.
 
     python benchmarks/eval_speed.py [--data ../shared/data/spider-de] [--per-gold 6] [--metric ex|all]
-                                    [--plug-value] [--limit N] [--out FILE]
+                                    [--plug-value] [--limit N] [--out FILE] [--profile]
+
+`--profile` skips the comparison and profiles kidsql's side alone (cProfile over one worker's work, run in this
+process), to see where its time goes.
 """
 
 from __future__ import annotations
@@ -63,6 +66,31 @@ def run_kidsql(rows, golds, db_dir: Path, tables, metrics, workers: int, plug_va
         return report.verdicts, time.perf_counter() - start, cpu_s() - cpu
 
 
+def profile_kidsql(rows, golds, db_dir: Path, tables, metrics, plug_value: bool, top: int = 30) -> str:
+    """kidsql's side alone, profiled: the worker's `judge` over every row in this process (no pool, no cache)."""
+    import cProfile
+    import io
+    import pstats
+
+    from kidsql import evaluate as ev
+    from kidsql.data.spider import load_tables
+
+    db_ids = {golds[i].db_id for i, _, _ in rows}
+    paths = {d: (db_dir / d / f"{d}.sqlite").resolve() for d in db_ids}
+    schemas = load_tables(tables) if "em" in metrics else {}
+    ctx = ev._Context(paths, {d: () for d in db_ids}, schemas, "em" in metrics, "em" in metrics, "spider", False,
+                      plug_value, ev.DEFAULT_TIMEOUT_S, None)
+    tasks = [ev._Task(k, golds[i].sql, pred, golds[i].db_id, "") for k, (i, _, pred) in enumerate(rows)]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for task in tasks:
+        ev.judge(ctx, task)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
 def startup_s(repeats: int = 5) -> tuple[float, float]:
     """Fastest wall time of `kidsql evaluate --help` and of a bare interpreter, over `repeats` runs each."""
     import subprocess
@@ -103,23 +131,32 @@ def main() -> None:
     parser.add_argument("--metric", choices=("ex", "all"), default="ex", help="ex: EX only; all: EX, EM, hardness")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plug-value", action="store_true", help="both evaluators with plug-value on")
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile kidsql's side (one worker's work, in this process); print where time goes")
     args = parser.parse_args()
     reason = official_available()
-    if reason:
+    if reason and not args.profile:
         sys.exit(reason)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # other jobs on the machine
     golds = read_gold(args.data / "dev_gold.sql")[: args.limit]
     rows = mutated_rows(golds, seed=args.seed, per_gold=args.per_gold)
     db_dir, tables = args.data / "database", args.data / "tables.json"
     metrics = ("ex",) if args.metric == "ex" else ("ex", "em")
+    if args.profile:
+        print(profile_kidsql(rows, golds, db_dir, tables, metrics, args.plug_value))
+        return
     official = Official(tables)
     off, off_s, off_cpu = run_official(official, rows, golds, db_dir, "em" in metrics, args.plug_value)
     ours1, ours1_s, ours1_cpu = run_kidsql(rows, golds, db_dir, tables, metrics, 1, args.plug_value)
     cores = os.cpu_count() or 1
     _, oursn_s, oursn_cpu = run_kidsql(rows, golds, db_dir, tables, metrics, cores, args.plug_value)
     lines = [
+        f"Command: `{' '.join(['python', 'benchmarks/eval_speed.py', *sys.argv[1:]])}`",
+        "",
         f"{len(rows)} rows: {len(golds)} spider-de dev gold queries x up to {args.per_gold} mutations (seed "
         f"{args.seed}); metrics {', '.join(metrics)}; cold gold-result cache"
-        + ("; plug-value on" if args.plug_value else "") + ".",
+        + ("; plug-value on" if args.plug_value else "") + f". {os.cpu_count()} cores, load average {load:.2f} "
+        "at the start (above 0: other jobs shared the machine).",
         "",
         "| evaluator | workers | wall s | speed vs official (wall) | CPU s | speed vs official (CPU) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -132,7 +169,7 @@ def main() -> None:
         "|---|---:|---:|---:|",
     ]
     cli_s, bare_s = startup_s()
-    lines[2:2] = [f"Start-up: `kidsql evaluate --help` {cli_s:.2f} s (bare Python {bare_s:.2f} s), best of 5.", ""]
+    lines[4:4] = [f"Start-up: `kidsql evaluate --help` {cli_s:.2f} s (bare Python {bare_s:.2f} s), best of 5.", ""]
     all_diffs = []
     for metric in ("ex", "em", "hardness") if "em" in metrics else ("ex",):
         same, total, diffs = agreement(off, ours1, rows, metric)

@@ -145,3 +145,45 @@ def test_bird_rule_is_birds_own():
     # where Spider's bag rule and BIRD's set rule part ways
     assert not results_match([(1,), (1,)], [(1,)], order_matters=False, semantics="spider")
     assert results_match([(1,), (1,)], [(1,)], order_matters=False, semantics="bird")
+
+
+def test_matches_the_official_result_eq():
+    """Against the official `exec_eval.result_eq` itself (run in place, when present): random results whose
+    values mix 1, 1.0, 1.5, 10 and text, where its `str(value) + str(type)` quick rejection parts ways with plain
+    equality; equal lists, one list compared with itself, 1 to 5 columns."""
+    import sys
+
+    from kidsql.paths import shared_data_dir
+
+    official = shared_data_dir().parent / "tools" / "test-suite-sql-eval"
+    if not (official / "exec_eval.py").is_file():
+        pytest.skip(f"official evaluator absent: {official}")
+    sys.path.insert(0, str(official))
+    from exec_eval import result_eq
+
+    rng = random.Random(11)
+    values = [None, 0, 1, 1.0, 1.5, 10, 10.0, "1", "a"]
+    kinds = Counter()
+    for _ in range(3000):
+        ncol, nrow = rng.randint(1, 5), rng.randint(1, 4)
+        gold = [tuple(rng.choice(values) for _ in range(ncol)) for _ in range(nrow)]
+        kind = rng.choice(["same", "equal", "numbers", "permuted", "random"])
+        if kind == "same":
+            pred = gold
+        elif kind == "equal":
+            pred = [tuple(r) for r in gold]
+        elif kind == "numbers":  # equal values, other types: 1 <-> 1.0, 10 <-> 10.0
+            swap = {1: 1.0, 10: 10.0}
+            pred = [tuple(swap.get(v, v) if type(v) is int and rng.random() < 0.5 else v for v in r) for r in gold]
+        elif kind == "permuted":
+            perm = rng.sample(range(ncol), ncol)
+            pred = [tuple(r[j] for j in perm) for r in gold]
+            rng.shuffle(pred)
+        else:
+            pred = [tuple(rng.choice(values) for _ in range(ncol)) for _ in range(nrow)]
+        for ordered in (False, True):
+            want = result_eq(gold, pred, order_matters=ordered)
+            assert spider_eq(gold, pred, order_matters=ordered) == want, (gold, pred, ordered)
+            kinds[kind, want] += 1
+    # Both verdicts occur where the official quick rejection decides: equal values of other types.
+    assert kinds["numbers", True] > 100 and kinds["numbers", False] > 100, kinds

@@ -19,10 +19,27 @@ from kidsql.sql.official import plug_value_candidates, prepare, remove_distinct
     ("SELECT distinct_total FROM t", "SELECT distinct_total FROM t"),  # part of a name: kept
     ("SELECT a FROM t; DROP TABLE t", "SELECT a FROM t; "),  # only the first statement survives
     ("SELECT a FROM t;", "SELECT a FROM t;"),
+    ("SELECT DISTINCT a FROM t WHERE b = 'it''s distinct';", "SELECT  a FROM t WHERE b = 'it''s distinct';"),
+    ("SELECT DISTINCT a FROM t WHERE b = 'x\\' distinct '", "SELECT  a FROM t WHERE b = 'x\\' distinct '"),
+    ("SELECT distinct a FROM t WHERE b = 'x'; SELECT distinct 1", "SELECT  a FROM t WHERE b = 'x'; "),
     ("SELECT a FROM t", "SELECT a FROM t"),
 ])
 def test_remove_distinct_as_the_official_script(sql: str, expected: str):
     assert remove_distinct(sql) == expected
+
+
+def test_string_literal_patterns_are_sqlparses():
+    """The fast path of `remove_distinct` keeps literals whole by sqlparse's own patterns; a sqlparse that lexes
+    literals otherwise must fail here rather than change verdicts."""
+    from sqlparse import tokens
+    from sqlparse.keywords import SQL_REGEX
+
+    from kidsql.sql.official import STRING_LITERALS
+
+    theirs = [rx for rx, kind in SQL_REGEX if kind in (tokens.String.Single, tokens.String.Symbol)]
+    assert theirs[:2] == [STRING_LITERALS["'"], STRING_LITERALS['"']]
+    quoting = [rx for rx, _ in SQL_REGEX if "'" in rx or '"' in rx]  # the only other patterns that hold a quote
+    assert quoting[2:] == [theirs[2], r"(AT|WITH')\s+TIME\s+ZONE\s+'[^']+'"]
 
 
 def test_remove_distinct_of_nothing_is_an_error():
@@ -114,8 +131,15 @@ def test_remove_distinct_equals_the_official_function_on_mutations_and_fuzz(spid
 
     rng = random.Random(7)
     pieces = list("abdistnDISTNC_19 .,()*+-/<>=!ä'\";\t\nxeE") + [
-        "distinct", "DISTINCT", "t1.", ".distinct", "distinct(", "count(", "1.5", "9e10", "--", "/*", "*/", "GO", "[x]"]
-    fuzz = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 25))) for _ in range(2000)]
+        "distinct", "DISTINCT", "t1.", ".distinct", "distinct(", "count(", "1.5", "9e10", "--", "/*", "*/", "GO", "[x]",
+        "'distinct'", "'it''s'", "'a\\'", "'a\\'b'", '"x""y"', '"a\\"', "\\", "´", "AT TIME ZONE ", "zone", "go",
+        "; ", ";"]
+    fuzz = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 25))) for _ in range(4000)]
+    # Pieces the sqlparse-free path handles (words, literals, a final `;`), so that path is what gets tested.
+    plain = ["distinct", "DISTINCT", "Distinct", " ", "a", "t1.", ".distinct", "distinct(", "(", ")", ",", "=", "'x'",
+             "'distinct'", "'it''s'", "'a\\'b'", "'a\\' distinct '", '"distinct"', '"x""y"', "1.5", "_", "ä"]
+    fuzz += ["".join(rng.choice(plain) for _ in range(rng.randint(1, 20))) + rng.choice(["", ";", "'", '"'])
+             for _ in range(2000)]
     golds = read_gold(spider_de / "dev_gold.sql")
 
     def run(fn, sql: str) -> str:

@@ -18,8 +18,10 @@ Choices, so that numbers are comparable and honest:
   two flags); `semantics="bird"` runs both queries as written and compares sets, as BIRD's evaluator does.
 * Work runs in worker processes (`kidsql.sql.pool`), one task per example (gold + prediction on every
   instance, EM, hardness when asked), each with a hard wall-clock bound past which its worker is replaced. A
-  worker keeps one sandboxed connection per database and the gold results of recent examples in memory;
-  nothing is shared between workers but the cache files (written atomically).
+  worker keeps one sandboxed connection per database and the results of the deterministic queries it has run
+  in memory (`kidsql.sql.memo`: a query run again on a read-only database gives the same rows, so identical gold
+  and predicted queries run once per worker); nothing is shared between workers but the cache files (written
+  atomically).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from kidsql.data.types import Example, Schema
 from kidsql.errors import KidsqlError
 from kidsql.sql import official, sandbox
 from kidsql.sql.compare import SEMANTICS, CompareTimeout, results_match
+from kidsql.sql.memo import ResultMemo
 
 HARDNESS_LEVELS = ("easy", "medium", "hard", "extra")
 METRICS = ("ex", "ts", "em")
@@ -177,9 +180,11 @@ def _cache_file(root: Path, db_path: Path, sql: str) -> Path:
 
 def _cache_load(path: Path) -> sandbox.ExecResult | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
         rows = None if data["rows"] is None else [tuple(_decode(v) for v in r) for r in data["rows"]]
-        return sandbox.ExecResult(data["ok"], rows, data["columns"], data["error"], 0.0)
+        # The text's length stands in for the result's size, which the in-memory memo counts against its bound.
+        return sandbox.ExecResult(data["ok"], rows, data["columns"], data["error"], 0.0, len(text))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or corrupt: recompute
 
@@ -248,21 +253,17 @@ def _database(path: Path, timeout_s: float) -> sandbox.Database:
     return db
 
 
-_MEMO_MAX = 256  # gold results kept in a worker's memory: mutations of one gold query come together
-_MEMO_ROWS = 10_000  # bigger results are only cached on disk
-_memo: dict[tuple[Path, str, float], sandbox.ExecResult] = {}
+_memo = ResultMemo()  # this worker's results of gold and predicted queries (kidsql.sql.memo says when it may)
 
 
 def _gold(ctx: _Context, gold_sql: str, db_path: Path, out: _Outcome) -> sandbox.ExecResult:
     key = (db_path, gold_sql, ctx.timeout_s)
-    if key in _memo:
+    res = _memo.recall(key, sandbox.DEFAULT_MAX_ROWS)
+    if res is not None:
         out.gold_cache_hits += 1
-        return _memo[key]
+        return res
     res = _gold_uncached(ctx, gold_sql, db_path, out)
-    if len(res.rows or []) <= _MEMO_ROWS and not (res.error or "").startswith(("timeout", "memory")):
-        _memo[key] = res
-        while len(_memo) > _MEMO_MAX:
-            _memo.pop(next(iter(_memo)))
+    _memo.remember(key, gold_sql, res)
     return res
 
 
@@ -284,11 +285,17 @@ def _hardness(ctx: _Context, task: _Task) -> str:
     if task.hardness or not ctx.want_hardness:
         return task.hardness or "unknown"
     from kidsql.sql.hardness import hardness
+    from kidsql.sql.spider_parse import per_schema
 
-    try:
-        return hardness(task.gold, ctx.schemas.get(task.db_id))
-    except Exception:  # noqa: BLE001 - a gold the parser cannot read still gets judged by execution
-        return "unknown"
+    def level() -> str:
+        try:
+            return hardness(task.gold, schema)
+        except Exception:  # noqa: BLE001 - a gold the parser cannot read still gets judged by execution
+            return "unknown"
+
+    schema = ctx.schemas.get(task.db_id)
+    # One parse per gold and schema in this worker: the level depends on nothing else.
+    return level() if schema is None else per_schema(schema, ("hardness", task.gold), level)
 
 
 def _exact_match(ctx: _Context, task: _Task) -> bool | None:
@@ -313,7 +320,11 @@ def _run_pred(ctx: _Context, db_path: Path, sql: str, gold: sandbox.ExecResult) 
     """The prediction's result, stopped early when it has more rows than the gold (bags of unequal size never
     match under the Spider rule, so the rest need not be read); the second value is then the mismatch reason."""
     cap = len(gold.rows or []) + 1 if ctx.semantics == "spider" else None
-    pred = _database(db_path, ctx.timeout_s).run(sql, max_rows=cap)
+    key = (db_path, sql, ctx.timeout_s)
+    pred = _memo.recall(key, sandbox.DEFAULT_MAX_ROWS if cap is None else min(cap, sandbox.DEFAULT_MAX_ROWS))
+    if pred is None:
+        pred = _database(db_path, ctx.timeout_s).run(sql, max_rows=cap)
+        _memo.remember(key, sql, pred)
     if not pred.ok and cap is not None and pred.error == f"row cap {cap} exceeded":
         return pred, f"results differ: gold {cap - 1} rows, prediction more"
     return pred, ""

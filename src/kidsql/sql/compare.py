@@ -106,6 +106,8 @@ def spider_eq(
     deadline: float | None = None,
 ) -> bool:
     """The test-suite rule: same bag (or list, when ordered) of rows up to one column permutation."""
+    if gold_rows is pred_rows:  # one result (a memoised query): the identity permutation, which the official finds
+        return True
     if not gold_rows and not pred_rows:
         return True
     if len(gold_rows) != len(pred_rows):
@@ -115,6 +117,10 @@ def spider_eq(
     ncol = len(gold[0])
     if any(len(r) != ncol for r in pred) or any(len(r) != ncol for r in gold):
         return False
+    if ncol == 1:  # one column: the official quick rejection and its only permutation compare the rows as they are
+        return gold == pred if order_matters else Counter(gold) == Counter(pred)
+    if gold == pred:  # the identity permutation matches, so the official verdict is its quick rejection's
+        return _official_quick_rej(gold, pred, order_matters)
     # Quick rejection: whatever the column permutation, each row's bag of values is fixed.
     g_unordered = [unorder_row(r) for r in gold]
     p_unordered = [unorder_row(r) for r in pred]
@@ -123,8 +129,6 @@ def spider_eq(
             return False
     elif Counter(g_unordered) != Counter(p_unordered):
         return False
-    if ncol == 1:
-        return gold == pred if order_matters else True  # the bag check above was already exact
     if not _official_quick_rej(gold, pred, order_matters):
         return False
     g_cols = [Counter(r[i] for r in gold) for i in range(ncol)]

@@ -25,6 +25,7 @@ from kidsql.sql.spider_parse import (
     SpiderParseError,
     empty_sql,
     parse_sql,
+    per_schema,
     schema_map,
 )
 
@@ -267,9 +268,13 @@ def component_match(gold: str, pred: str, schema: Schema) -> dict[str, bool]:
 
 
 def exact_match(gold: str, pred: str, schema: Schema) -> bool:
-    """Official Spider exact-set match. Unparsable prediction -> False; unparsable gold -> `SpiderParseError`."""
-    kmap = foreign_key_map(schema)
-    label = prepare(parse_sql(gold, schema), schema, kmap)
+    """Official Spider exact-set match. Unparsable prediction -> False; unparsable gold -> `SpiderParseError`.
+
+    The gold's prepared structure is built once per schema (`per_schema`): the comparison only reads it, and
+    an evaluation compares many predictions with one gold.
+    """
+    kmap = per_schema(schema, "foreign_key_map", lambda: foreign_key_map(schema))
+    label = per_schema(schema, ("label", gold), lambda: prepare(parse_sql(gold, schema), schema, kmap))
     try:
         parsed = parse_sql(pred, schema)
     except (SpiderParseError, RecursionError):

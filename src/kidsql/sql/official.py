@@ -26,8 +26,16 @@ from dataclasses import dataclass
 
 _CUR_YEAR = re.compile(r"YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*", re.IGNORECASE)
 _SPLITS = (";", "GO")  # where sqlparse may start a second statement
-_LEXER_SPECIAL = re.compile(r"""['"`\[\]{}#$@:%\\;]|--|/\*|GO|\d[eE]-?\d""")
+# Outside string literals, text without these lexes in sqlparse as runs of word characters, punctuation and
+# spaces only (no comments, brackets, placeholders, statement separators, exponents).
+# sqlparse's time-zone cast token (`AT TIME ZONE '...'`) ends a literal its own way, so `zone` is special too.
+_LEXER_SPECIAL = re.compile(r"""[`´\[\]{}#$@:%\\;]|--|/\*|GO|\d[eE]-?\d|[zZ][oO][nN][eE]""")
 _DISTINCT_WORD = re.compile(r"(?<!\w)distinct(?!\w)", re.IGNORECASE)
+_QUOTE = re.compile(r"['\"]")
+# sqlparse's own string-literal patterns and flags (keywords.SQL_REGEX; tests/test_official_rules.py checks
+# they are still its patterns): a quote at a token start opens one literal, which is one token.
+STRING_LITERALS = {"'": r"'(''|\\'|[^'])*'", '"': r'"(""|\\"|[^"])*"'}
+_STRING_TOKEN = {q: re.compile(rx, re.IGNORECASE | re.UNICODE).match for q, rx in STRING_LITERALS.items()}
 
 
 @dataclass(frozen=True)
@@ -58,17 +66,43 @@ def remove_distinct(sql: str) -> str:
         raise ValueError("empty query")
     if "distinct" not in sql.lower() and not any(s in sql for s in _SPLITS):
         return sql
-    if not _LEXER_SPECIAL.search(sql):
-        # No quotes, comments, brackets, placeholders or separators: sqlparse's tokens are then runs of word
-        # characters, punctuation and spaces, and a `distinct` token is exactly a whole word (checked against
-        # sqlparse on every mutated spider-de query in tests/test_official_rules.py).
-        return _DISTINCT_WORD.sub("", sql)
+    by_words = _remove_distinct_words(sql)
+    if by_words is not None:
+        return by_words
     from sqlparse.engine import FilterStack
 
     first = next(iter(FilterStack().run(sql)), None)
     if first is None:
         raise ValueError("empty query")
     return "".join(t.value for t in first.flatten() if t.value.lower() != "distinct")
+
+
+def _remove_distinct_words(sql: str) -> str | None:
+    """`remove_distinct` without sqlparse, or None where only sqlparse can say.
+
+    String literals are kept whole (matched by sqlparse's own patterns); between them, where no special
+    character occurs, sqlparse's tokens are runs of word characters, punctuation and spaces, so a `distinct`
+    token is exactly a whole word. A `;` is allowed only as the last character: the first statement is then
+    the whole text. Checked against the official function on mutated spider-de queries and fuzz in
+    tests/test_official_rules.py.
+    """
+    out: list[str] = []
+    pos = 0
+    while True:
+        quote = _QUOTE.search(sql, pos)
+        end = quote.start() if quote else len(sql)
+        segment = sql[pos:end]
+        last = quote is None and segment.endswith(";")
+        if _LEXER_SPECIAL.search(segment[:-1] if last else segment):
+            return None
+        out.append(_DISTINCT_WORD.sub("", segment))
+        if quote is None:
+            return "".join(out)
+        literal = _STRING_TOKEN[quote.group()](sql, end)
+        if literal is None:  # unterminated: sqlparse lexes the rest otherwise
+            return None
+        out.append(literal.group())
+        pos = literal.end()
 
 
 def order_matters(gold_sql: str) -> bool:

@@ -5,6 +5,11 @@ bound that holds whatever SQLite or Python does: a worker whose task runs past i
 and replaced, and the task gets the caller's overrun verdict. A worker also ends itself when its parent dies,
 even by `kill -9`: Linux's parent-death signal where available, and a thread that watches the parent's pid
 everywhere. Each worker receives the shared `context` once, at start, and then only small tasks.
+
+Tasks go out and results come back in batches (a message per task would cost more than a Spider query), yet
+each task is timed on its own: the worker writes into memory shared with the parent when its current task
+started and how many it has finished, so the parent knows which task is running, since when, and which
+finished results were still waiting in the worker when it had to be killed (those are run again).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _PARENT_POLL_S = 0.2
+_FLUSH_S = 0.05  # a worker sends what it has finished at least this often while a batch runs
+_STARTED, _FINISHED = 0, 1  # the shared progress of one worker: when its current task started, tasks finished
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -43,7 +50,7 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="kidsql-parent-watch", daemon=True).start()
 
 
-def _worker(conn: Connection, parent_pid: int, fn: Callable[[Any, Any], Any], context: Any) -> None:
+def _worker(conn: Connection, parent_pid: int, fn: Callable[[Any, Any], Any], context: Any, progress: Any) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which ends the workers
     while True:
@@ -53,21 +60,60 @@ def _worker(conn: Connection, parent_pid: int, fn: Callable[[Any, Any], Any], co
             return
         if batch is None:
             return
-        for index, task in batch:  # results go back one by one, so the parent times each task
+        done: list[tuple[int, bool, Any]] = []
+        flushed = time.monotonic()
+        for index, task in batch:
+            progress[_STARTED] = time.monotonic()
             try:
-                conn.send((index, True, fn(context, task)))
+                done.append((index, True, fn(context, task)))
             except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
-                conn.send((index, False, f"{type(err).__name__}: {err}"))
+                done.append((index, False, f"{type(err).__name__}: {err}"))
+            now = time.monotonic()
+            progress[_STARTED] = now  # the next task's clock starts here, before it counts as finished
+            progress[_FINISHED] += 1
+            if now - flushed > _FLUSH_S:
+                _send(conn, done)
+                done, flushed = [], now
+        if done:
+            _send(conn, done)
+
+
+def _send(conn: Connection, done: list[tuple[int, bool, Any]]) -> None:
+    """Results to the parent; one that cannot be pickled goes back as that task's error, not as a dead worker."""
+    try:
+        conn.send(done)
+    except Exception:  # noqa: BLE001 - pickling fails before anything is written
+        for index, ok, value in done:
+            try:
+                conn.send([(index, ok, value)])
+            except Exception as err:  # noqa: BLE001
+                conn.send([(index, False, f"{type(err).__name__}: {err}")])
 
 
 class _Slot:
     def __init__(self, ctx: mp.context.BaseContext, fn: Callable, context: Any) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, os.getpid(), fn, context), daemon=True)
+        self.progress = ctx.RawArray("d", 2)  # [_STARTED, _FINISHED], written by the worker only
+        self.proc = ctx.Process(target=_worker, args=(child, os.getpid(), fn, context, self.progress), daemon=True)
         self.proc.start()
         child.close()
-        self.queue: deque[int] = deque()  # indices sent, in the order the worker runs them
-        self.deadline = float("inf")
+        self.queue: deque[int] = deque()  # indices sent and not yet answered, in the order the worker runs them
+        self.answered = 0  # results received from this worker
+        self.sent_at = 0.0  # when the batch in `queue` went out
+
+    def unsent(self) -> int:
+        """Tasks the worker has finished whose results have not arrived: the running task is `queue[unsent()]`."""
+        return min(len(self.queue), int(self.progress[_FINISHED]) - self.answered)
+
+    def running(self, budget_s: Callable[[int], float]) -> tuple[float, int | None]:
+        """(deadline, index) of the task running now; its clock started when it did, or when its batch went out.
+        (inf, None) when every task sent has finished (the results are on their way)."""
+        position = self.unsent()
+        if position >= len(self.queue):
+            return float("inf"), None
+        started = max(self.progress[_STARTED], self.sent_at)  # read after the count: never an earlier task's
+        index = self.queue[position]
+        return started + budget_s(index), index
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -97,11 +143,12 @@ def run_bounded(
 ) -> Iterator[tuple[int, Any]]:
     """Yield `(index, fn(context, tasks[index]))` as tasks finish, each within `budget_s(task)` seconds.
 
-    Tasks go to a worker in batches (one round trip per task would cost more than a Spider query), but each
-    task is timed on its own: its clock starts when the previous one's result arrives. A task past its
-    budget yields `on_overrun(task, budget)`, its worker is replaced and the rest of its batch is sent again;
-    a task whose worker dies or raises yields `on_crash(task, reason)`. Workers are stopped on return, on
-    error and on signals that reach the parent (SIGINT/SIGTERM raise here and run the `finally`).
+    Tasks go to a worker in batches and come back in batches, but each task is timed on its own: its clock
+    starts when it starts (or when its batch went out, if later). A task past its budget yields
+    `on_overrun(task, budget)`; its worker is replaced and the rest of its batch, including results it had
+    finished but not yet sent, runs again on the new one. A task whose worker dies yields `on_crash(task,
+    reason)`, as does a task that raises. Workers are stopped on return, on error and on signals that reach
+    the parent (SIGINT/SIGTERM raise here and run the `finally`).
     """
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     pending: deque[int] = deque(range(len(tasks)))
@@ -110,49 +157,60 @@ def run_bounded(
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def budget_of(index: int) -> float:
+        return budget_s(tasks[index])
+
     try:
         def assign(slot: _Slot) -> None:
             size = max(1, min(batch, len(pending) // (2 * nworkers)))
             sent = [pending.popleft() for _ in range(min(size, len(pending)))]
             if sent:
                 slot.queue.extend(sent)
-                slot.deadline = time.monotonic() + budget_s(tasks[slot.queue[0]])
+                slot.sent_at = time.monotonic()
                 slot.conn.send([(i, tasks[i]) for i in sent])
 
-        def replace(slot: _Slot) -> None:
+        def take(slot: _Slot, results: list[tuple[int, bool, Any]]) -> Iterator[tuple[int, Any]]:
+            for index, ok, value in results:
+                slot.queue.popleft()
+                slot.answered += 1
+                yield index, value if ok else on_crash(tasks[index], value)
+
+        def replace(slot: _Slot, culprit: int, verdict: Any) -> Iterator[tuple[int, Any]]:
+            """Kill the worker; `culprit` gets `verdict`, every other task it held runs again on a new one."""
             slots.remove(slot)
             slot.kill()
-            pending.extendleft(reversed(slot.queue))  # the rest of its batch, first in line
+            slot.queue.remove(culprit)
+            pending.extendleft(reversed(slot.queue))  # first in line
             slot.queue.clear()
             fresh = _Slot(ctx, fn, context)
             slots.append(fresh)
             assign(fresh)
+            yield culprit, verdict
 
         for slot in slots:
             assign(slot)
         while any(s.queue for s in slots):
             busy = {s.conn: s for s in slots if s.queue}
-            timeout = max(0.0, min(s.deadline for s in busy.values()) - time.monotonic())
+            first = min(s.running(budget_of)[0] for s in busy.values())
+            timeout = None if first == float("inf") else max(0.0, first - time.monotonic())
             for conn in wait(list(busy), timeout=timeout):
                 slot = busy[conn]
                 try:
-                    index, ok, value = conn.recv()
-                except (EOFError, OSError):
-                    index = slot.queue.popleft()
-                    yield index, on_crash(tasks[index], f"worker died (exit code {slot.proc.exitcode})")
-                    replace(slot)
+                    results = conn.recv()
+                except (EOFError, OSError):  # died: the task it was running (or its last) is the culprit
+                    culprit = slot.queue[min(slot.unsent(), len(slot.queue) - 1)]
+                    slot.proc.join(1)  # the pipe closes before the process is reaped: wait for its exit code
+                    reason = f"worker died (exit code {slot.proc.exitcode})"
+                    yield from replace(slot, culprit, on_crash(tasks[culprit], reason))
                     continue
-                slot.queue.popleft()
-                yield index, value if ok else on_crash(tasks[index], value)
-                if slot.queue:
-                    slot.deadline = time.monotonic() + budget_s(tasks[slot.queue[0]])
-                else:
+                yield from take(slot, results)
+                if not slot.queue:
                     assign(slot)
-            now = time.monotonic()
-            for slot in [s for s in slots if s.queue and s.deadline <= now]:
-                index = slot.queue.popleft()
-                yield index, on_overrun(tasks[index], budget_s(tasks[index]))
-                replace(slot)
+            for slot in [s for s in slots if s.queue]:
+                deadline, culprit = slot.running(budget_of)  # one reading: the task that overran is this one
+                if culprit is not None and deadline <= time.monotonic():
+                    yield from replace(slot, culprit, on_overrun(tasks[culprit], budget_of(culprit)))
     finally:
         for slot in slots:
             slot.stop()

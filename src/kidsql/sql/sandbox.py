@@ -79,13 +79,15 @@ _WRITES = {sqlite3.SQLITE_INSERT: "insert", sqlite3.SQLITE_UPDATE: "update", sql
 
 @dataclass
 class ExecResult:
-    """Outcome of one query. `rows` is None exactly when `ok` is False; `error` then says why, on one line."""
+    """Outcome of one query. `rows` is None exactly when `ok` is False; `error` then says why, on one line.
+    `nbytes` is the size of `rows` as the byte cap counts it (8 per value plus the length of text and blobs)."""
 
     ok: bool
     rows: list[tuple] | None
     columns: list[str] = field(default_factory=list)
     error: str | None = None
     elapsed_s: float = 0.0
+    nbytes: int = 0
 
 
 class _Guard:
@@ -421,7 +423,7 @@ class Database:
                     return fail(f"byte cap {self.max_bytes} exceeded")
                 # Next batch: at most what fits under the byte cap if each row were as big as the biggest yet.
                 batch = max(1, min(_FETCH_CHUNK, (self.max_bytes - size) // (2 * largest + 1)))
-            return ExecResult(True, rows, columns, None, time.perf_counter() - start)
+            return ExecResult(True, rows, columns, None, time.perf_counter() - start, size)
         except (sqlite3.Error, MemoryError, ValueError, OverflowError) as err:
             if _NOT_UTF8 in str(err) and conn.text_factory is not _decode:
                 cur.close()

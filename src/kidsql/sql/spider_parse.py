@@ -131,9 +131,31 @@ def empty_sql() -> SqlDict:
     }
 
 
+_PER_SCHEMA_MAX = 4096
+_per_schema: dict[tuple[int, Any], tuple[Schema, Any]] = {}
+
+
+def per_schema(schema: Schema, key: Any, build: Callable[[], Any]) -> Any:
+    """`build()` once per (schema object, key), for values derived from a schema that callers only read.
+
+    An evaluation parses every gold query against one `Schema` object per database many times (hardness, EM,
+    each prediction); schemas are not changed once loaded. Entries hold their schema, so an id is never reused
+    while its entry lives; past `_PER_SCHEMA_MAX` entries all are dropped.
+    """
+    hit = _per_schema.get((id(schema), key))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    if len(_per_schema) >= _PER_SCHEMA_MAX:
+        _per_schema.clear()
+    value = build()
+    _per_schema[(id(schema), key)] = (schema, value)
+    return value
+
+
 def schema_map(schema: Schema) -> dict[str, set[str]]:
-    """Lower-cased table -> lower-cased column names: identifiers are case-insensitive in SQLite."""
-    return {t.name.lower(): {c.name.lower() for c in t.columns} for t in schema.tables}
+    """Lower-cased table -> lower-cased column names: identifiers are case-insensitive in SQLite (read-only)."""
+    return per_schema(schema, "schema_map",
+                      lambda: {t.name.lower(): {c.name.lower() for c in t.columns} for t in schema.tables})
 
 
 def parse_sql(sql: str, schema: Schema | None = None) -> SqlDict:
