@@ -84,7 +84,8 @@ def main() -> None:
 def write(out: Path, command: str, cfg, method: str, teacher: Path, student: Path | None, rows: list,  # noqa: ANN001
           note: str) -> str:
     from kidsql import pipeline as P
-    from kidsql.report import markdown_table, write_json, write_text_atomic
+    from kidsql.files import write_atomic, write_json
+    from kidsql.report import markdown_table
 
     table = markdown_table(
         ["model", "decoding", "dev EX", "SQL that executes %", "time vs greedy", "seconds"],
@@ -92,7 +93,7 @@ def write(out: Path, command: str, cfg, method: str, teacher: Path, student: Pat
           f"{r['seconds']:.1f}"] for r in rows], numeric_from=2)
     write_json(out / "results.json", {"command": command, "note": note, "teacher": str(teacher), "student": str(student),
                                       "config": vars(cfg), "environment": P.environment(), "rows": rows})
-    write_text_atomic(out / "README.md", f"""# Execution-guided decoding on the embedded benchmark (`cpu` preset)
+    write_atomic(out / "README.md", f"""# Execution-guided decoding on the embedded benchmark (`cpu` preset)
 
     {command}
 

@@ -163,15 +163,15 @@ def test_prompt_plus_sql_fits_gpt2_and_gold_columns_are_kept(world):
     from kidsql.models import load_tokenizer
     from kidsql.data.load import load_benchmark
     from kidsql.prompts import PromptStats, gold_items
-    from kidsql.distill.trainer import build_split_prompts
+    from kidsql.distill.trainer import training_prompts
 
     _, data, pairs = world
     tok = load_tokenizer(str(pairs["gpt2"][1]))
     cfg = load_config(None, data=str(data), max_prompt_tokens=120, num_sample_values=0)
     bench = load_benchmark(data, "train")
     kept_stats, plain_stats = PromptStats(), PromptStats()
-    kept, _ = build_split_prompts(cfg, tok, keep_gold=True, stats=kept_stats)
-    plain, _ = build_split_prompts(cfg, tok, stats=plain_stats)
+    kept, _ = training_prompts(cfg, tok, keep_gold=True, stats=kept_stats)
+    plain, _ = training_prompts(cfg, tok, stats=plain_stats)
 
     def columns_in(prompt: str) -> set[tuple[str, str]]:
         return {(t.lower(), c.lower()) for t, c in re.findall(r"(\w+)\.(\w+) \(", prompt)}

@@ -10,8 +10,9 @@ import pytest
 
 from kidsql.errors import KidsqlError
 from kidsql.pipeline import RunConfig
+from kidsql.files import file_sha256
 from kidsql.shipped_teacher import (BUILD_COMMAND, CHECK_EXAMPLES, SHIPPED_DIR, WEIGHTS, read_card, setup_of,
-                                    sha256_of, shipped_teacher_for, verified)
+                                    shipped_teacher_for, verified)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_card_matches_the_current_benchmark_and_demo_setup(card) -> None:
 
 
 def test_weights_match_the_checksum_and_a_damaged_copy_is_refused(card, tmp_path) -> None:
-    assert sha256_of(SHIPPED_DIR / WEIGHTS) == card["sha256"]
+    assert file_sha256(SHIPPED_DIR / WEIGHTS) == card["sha256"]
     assert verified() == SHIPPED_DIR
     copy = tmp_path / "teacher"
     shutil.copytree(SHIPPED_DIR, copy)

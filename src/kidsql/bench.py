@@ -189,7 +189,7 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
     teacher_dir = P.resolve_teacher(bench, cfg)
     teacher_file = out / "runs" / "teacher" / "result.json"
     if not teacher_file.is_file():
-        from kidsql.report import write_json
+        from kidsql.files import write_json
 
         write_json(teacher_file, {"variant": "teacher", "spec": cfg.teacher, "model_dir": str(teacher_dir),
                                   "eval_limit": cfg.eval_limit, "splits": {}})
@@ -230,7 +230,7 @@ def check_same_setup(cfg: BenchConfig) -> None:
     """Refuse to resume into a folder whose results were made under another setup (teacher, student, budget,
     benchmark, ...): the report would average runs that are not comparable. The setup is written on first use."""
     from kidsql.data.synth import FORMAT_VERSION
-    from kidsql.report import write_json
+    from kidsql.files import write_json
 
     setup = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _SELECTION_FIELDS}
     setup["embedded_benchmark_version"] = FORMAT_VERSION if not cfg.data else None
@@ -263,7 +263,7 @@ def _result_path(out: Path, name: str, seed: int) -> Path:
 def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_file: Path) -> dict[str, Any]:
     """A result.json with scores for every split of this bench: splits it lacks (a new --splits) or scored with
     another --eval_limit are (re-)evaluated from the saved model, without retraining."""
-    from kidsql.report import read_json, write_json
+    from kidsql.files import read_json, write_json
 
     result = read_json(result_file)
     if result.get("eval_limit") != cfg.eval_limit:
@@ -280,7 +280,7 @@ def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list
     """{split: {"ex", "ts", "em", "scored", "predictions"}}; predictions saved as preds_<split>.json."""
     from kidsql import pipeline as P
     from kidsql.predict import load_for_inference
-    from kidsql.report import write_json
+    from kidsql.files import write_json
 
     model, tokenizer = load_for_inference(model_dir)
     guided = _guided(cfg)
@@ -343,7 +343,7 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
 def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
              seed: int, tokenizer: Any) -> None:
     from kidsql import pipeline as P
-    from kidsql.report import read_json, write_json
+    from kidsql.files import read_json, write_json
 
     run_dir = _result_path(Path(cfg.out), variant.name, seed).parent
     train_dir = run_dir / "train"
@@ -513,8 +513,9 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
                  teacher: dict[str, Any]) -> dict[str, Any]:
     """report.md, report.json and the two PNG plots in cfg.out; returns report.json's data."""
     from kidsql.pipeline import environment
+    from kidsql.files import write_atomic, write_json
     from kidsql.report import (average_score, fmt, fmt_mean_std, markdown_table, mean_std, plot_learning_curves,
-                               plot_score_vs_latency, write_json, write_text_atomic)
+                               plot_score_vs_latency)
 
     out = Path(cfg.out)
     rows = aggregate(results, splits)
@@ -567,5 +568,5 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         f"`{env['command']}` — kidsql {env['kidsql_version']}, torch {env['torch_version']}, "
         f"{env['cpu_count']} CPUs, {env['date']}.\n"
     )
-    write_text_atomic(out / "report.md", text)
+    write_atomic(out / "report.md", text)
     return data

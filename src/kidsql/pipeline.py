@@ -18,17 +18,14 @@ Why each step looks the way it does:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
+from kidsql.files import build_folder_once, cache_key, hex_digest
 
 if TYPE_CHECKING:
     from kidsql.data.types import Example
@@ -213,24 +210,6 @@ def ensure_benchmark(size: str = "small", seed: int = 0) -> Path:
     return build_folder_once(final, lambda tmp: generate_benchmark(tmp, seed=seed, size=size), marker="dev.json")
 
 
-def build_folder_once(final: Path, build: Callable[[Path], Any], *, marker: str) -> Path:
-    """`build` into a temp folder beside `final`, then rename it to `final`: a killed run never leaves a
-    half-written folder that a later run would trust. When another process renamed its copy first (`final`
-    already holds `marker`), that copy is kept."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        build(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / marker).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
 def resolve_benchmark(cfg: RunConfig) -> Path:
     """`cfg.data` when given (checked: it must hold the training split), else the embedded benchmark."""
     if cfg.data:
@@ -303,7 +282,7 @@ def teacher_key(bench_dir: Path, spec: str, budget: Budget, seed: int = 0,
              "seed": seed, "version": kidsql.__version__}
     if overrides and overrides != {"split": "train", "use_evidence": True}:
         ident["overrides"] = {k: str(v) for k, v in sorted(overrides.items())}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return cache_key(ident, 16)
 
 
 def resolve_teacher(bench_dir: Path, cfg: RunConfig) -> Path:
@@ -372,7 +351,7 @@ def resolve_student(spec: str, teacher_dir: Path) -> str:
         raise KidsqlError(f"--student {spec}: write teacher-layers:N with N a number of layers, e.g. teacher-layers:2") from None
     teacher_dir = Path(teacher_dir).resolve()
     stamp = max((p.stat().st_mtime_ns for p in teacher_dir.glob("*.safetensors")), default=0)
-    key = hashlib.sha256(f"{teacher_dir}:{stamp}:{n}".encode()).hexdigest()[:16]
+    key = hex_digest(f"{teacher_dir}:{stamp}:{n}", 16)
     out = cache_dir() / "student_inits" / key
     if not (out / "config.json").is_file():
         build_folder_once(out, lambda tmp: keep_layers(teacher_dir, tmp, n), marker="config.json")
@@ -395,20 +374,6 @@ def _train(config: DistillConfig, callbacks: list[Any] | None = None) -> TrainRe
 
 
 # ----------------------------------------------------------------------------------- prompts, predict, score
-
-
-def split_prompts(bench_dir: Path, split: str, tokenizer: Any, *, limit: int | None = None,
-                  max_prompt_tokens: int = 1024, num_sample_values: int = 0,
-                  matched_values: bool = True, use_evidence: bool = True) -> tuple[list[str], list[str]]:
-    """Prompts and gold SQL of a split, built by the trainer's own helper (identical to training prompts): what
-    the learning-curve callback evaluates a model that is still training (it has no saved options yet)."""
-    from kidsql.distill.config import DistillConfig
-    from kidsql.distill.trainer import build_split_prompts
-
-    config = DistillConfig(data=str(bench_dir), split=split, limit=limit, max_prompt_tokens=max_prompt_tokens,
-                           num_sample_values=num_sample_values, matched_values=matched_values,
-                           use_evidence=use_evidence)
-    return build_split_prompts(config, tokenizer)
 
 
 def split_examples(bench_dir: Path, split: str, limit: int | None = None, *,
@@ -467,10 +432,11 @@ def dev_curve_callback(bench_dir: Path, tokenizer: Any, path: Path, *, every: in
     """A TrainerCallback (`kidsql.distill.exec_eval.ExecutionEval`): every `every` steps, greedy SQL for the first
     `size` examples of `split`, scored by execution (EX), appended as {"step", "ex"} to `path` (JSON lines)."""
     from kidsql.distill.exec_eval import ExecutionEval
+    from kidsql.split_prompts import build_split_prompts, prompt_options
 
-    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=size, max_prompt_tokens=max_prompt_tokens,
-                               num_sample_values=num_sample_values, matched_values=matched_values,
-                               use_evidence=use_evidence)
+    options = prompt_options(tokenizer, max_prompt_tokens=max_prompt_tokens, num_sample_values=num_sample_values,
+                             matched_values=matched_values)
+    prompts, _ = build_split_prompts(bench_dir, split, tokenizer, options, limit=size, use_evidence=use_evidence)
     examples, bench = split_examples(bench_dir, split, size, use_evidence=use_evidence)
     return ExecutionEval(prompts, examples, bench, tokenizer, every=every, path=path, max_new_tokens=max_new_tokens,
                          batch_size=batch_size)

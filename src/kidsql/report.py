@@ -8,15 +8,13 @@ Choices:
   method, it is not the whole population. One value has std 0.
 * The average score is the paper's: the plain mean of the EX and TS numbers over the splits (Spider dev and its
   robustness variants), i.e. 2 numbers per split, every number with the same weight.
-* Files are written atomically (temp file + rename) so a killed run never leaves half a report.json.
+* Files are written atomically (`kidsql.files`) so a killed run never leaves half a report.json.
 * Plots use matplotlib's Agg backend (no display needed) and are imported lazily.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,34 +91,6 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, num
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
-
-
-# -------------------------------------------------------------------------------------------------- files
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` via a temp file in the same folder and a rename (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Pretty JSON, atomically (non-JSON values such as Paths become strings)."""
-    return write_text_atomic(path, json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    """JSON with a one-line error naming the file."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise KidsqlError(f"{path}: file not found; run the step that writes it first") from None
-    except json.JSONDecodeError as err:
-        raise KidsqlError(f"{path}: malformed JSON ({err.msg} at line {err.lineno}); delete it and re-run") from None
 
 
 # -------------------------------------------------------------------------------------------------- plots

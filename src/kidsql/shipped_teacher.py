@@ -17,13 +17,13 @@ examples) and `README.md` (the card for people).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
+from kidsql.files import file_sha256
 
 if TYPE_CHECKING:
     from kidsql.pipeline import RunConfig
@@ -32,14 +32,6 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "shipped" / "teacher"
 WEIGHTS = "model.safetensors"
 CHECK_EXAMPLES = 64  # the card's scores on the first N dev examples: what the test suite checks (seconds)
 BUILD_COMMAND = "python scripts/build_teacher.py"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def setup_of(cfg: RunConfig) -> dict[str, Any]:
@@ -61,7 +53,7 @@ def verified(folder: Path = SHIPPED_DIR) -> Path:
     card = read_card(folder)
     if card is None or not (folder / WEIGHTS).is_file():
         raise KidsqlError(f"{folder}: the shipped teacher is missing; reinstall kidsql or pass --shipped_teacher false")
-    if sha256_of(folder / WEIGHTS) != card["sha256"]:
+    if file_sha256(folder / WEIGHTS) != card["sha256"]:
         raise KidsqlError(f"{folder / WEIGHTS}: checksum differs from card.json (a damaged or edited file); "
                           "reinstall kidsql, or pass --shipped_teacher false to train a teacher")
     return folder
@@ -86,7 +78,7 @@ def build_shipped_teacher(folder: Path = SHIPPED_DIR, eval_limit: int = 200) -> 
     """Train the default teacher (the demo's setup; cached like any teacher), copy its model folder to `folder`,
     score it on the first `eval_limit` and `CHECK_EXAMPLES` dev examples and write card.json and README.md."""
     from kidsql import pipeline as P
-    from kidsql.report import write_json, write_text_atomic
+    from kidsql.files import write_atomic, write_json
 
     cfg = P.RunConfig(shipped_teacher=False)
     bench = P.resolve_benchmark(cfg)
@@ -98,10 +90,10 @@ def build_shipped_teacher(folder: Path = SHIPPED_DIR, eval_limit: int = 200) -> 
     for n in sorted({eval_limit, CHECK_EXAMPLES}):
         preds = P.predict(folder, bench, "dev", n, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size)
         scores[str(n)] = P.summary_metrics(P.score(bench, "dev", preds, limit=n, workers=cfg.eval_workers))
-    card = {"setup": setup_of(cfg), "sha256": sha256_of(folder / WEIGHTS), "training_command": BUILD_COMMAND,
+    card = {"setup": setup_of(cfg), "sha256": file_sha256(folder / WEIGHTS), "training_command": BUILD_COMMAND,
             "trained_with": P.environment(), "dev_scores_first_n": scores}
     write_json(folder / "card.json", card)
-    write_text_atomic(folder / "README.md", card_markdown(card))
+    write_atomic(folder / "README.md", card_markdown(card))
     return card
 
 

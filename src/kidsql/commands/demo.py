@@ -97,7 +97,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from kidsql import pipeline as P
-    from kidsql.report import markdown_table, relative, write_json, write_text_atomic
+    from kidsql.files import write_atomic, write_json
+    from kidsql.report import markdown_table, relative
 
     out = Path(cfg.out)
     if ((out / "report.md").exists() or (out / "report.json").exists()) and not cfg.force:
@@ -166,7 +167,7 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "conclusion": sentence, "markdown_table": table,
     }
     write_json(out / "report.json", data)
-    write_text_atomic(out / "report.md", _markdown(cfg, bench, table, sentence, data))
+    write_atomic(out / "report.md", _markdown(cfg, bench, table, sentence, data))
     return data
 
 
