@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kidsql.cli import main
-from kidsql.commands.evaluate import read_gold, read_predictions
+from kidsql.data.predictions import read_gold, read_predictions
 from kidsql.data.types import Column, Example, Schema, Table
 from kidsql.evaluate import evaluate, suite_instances
 

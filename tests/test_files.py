@@ -110,8 +110,9 @@ def test_digests_against_known_values(tmp_path):
 
 def test_teacher_and_warmup_keys_are_unchanged(monkeypatch):
     import kidsql
-    from kidsql.pipeline import Budget, teacher_key
-    from kidsql.warmup import warmup_key
+    from kidsql.experiments.config import Budget
+    from kidsql.experiments.steps import teacher_key
+    from kidsql.experiments.warmup import warmup_key
 
     monkeypatch.setattr(kidsql, "__version__", "0.0-test")
     budget = Budget(max_steps=10, batch_size=4, learning_rate=1e-3, max_prompt_tokens=64, max_sql_tokens=32)
@@ -183,7 +184,7 @@ def test_prompt_value_index_and_student_init_keys_follow_the_previous_formulas(t
 
 
 def test_student_init_key_follows_the_previous_formula(tmp_path, monkeypatch):
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
 
     monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path / "cache"))
     teacher = tmp_path / "teacher"
@@ -192,4 +193,4 @@ def test_student_init_key_follows_the_previous_formula(tmp_path, monkeypatch):
     stamp = (teacher / "model.safetensors").stat().st_mtime_ns
     old = hashlib.sha256(f"{teacher.resolve()}:{stamp}:1".encode()).hexdigest()[:16]
     monkeypatch.setattr("kidsql.models.keep_layers", lambda src, dst, n: (Path(dst) / "config.json").write_text("{}"))
-    assert P.resolve_student("teacher-layers:1", teacher) == str(tmp_path / "cache" / "student_inits" / old)
+    assert steps.resolve_student("teacher-layers:1", teacher) == str(tmp_path / "cache" / "student_inits" / old)

@@ -280,13 +280,14 @@ def _has_tensorboard() -> bool:
 
 
 def test_job_options_reach_every_run_and_bad_ones_stop_before_training(tmp_path):
-    from kidsql import pipeline as P
-    from kidsql.bench import BenchConfig, splits_of
+    from kidsql.experiments import steps
+    from kidsql.experiments.config import student_budget
+    from kidsql.experiments.bench import BenchConfig, splits_of
 
     data = standins.write_spider_folder(tmp_path / "spider")
     cfg = BenchConfig(data=str(data), student="Qwen/Qwen2-0.5B", lora=True, lora_r=8, use_evidence=False,
                       train_options="gradient_checkpointing=true,teacher_dtype=bfloat16,optim=adafactor")
-    run = P.distill_config(data, "kid", cfg.student, tmp_path / "o", P.student_budget(cfg),
+    run = steps.distill_config(data, "kid", cfg.student, tmp_path / "o", student_budget(cfg),
                            overrides=cfg.run_overrides())
     assert (run.lora, run.lora_r, run.use_evidence, run.teacher_dtype, run.tokenizer) == (
         True, 8, False, "bfloat16", "Qwen/Qwen2-0.5B")
@@ -297,5 +298,5 @@ def test_job_options_reach_every_run_and_bad_ones_stop_before_training(tmp_path)
     (data / "train_spider.json").unlink()
     (data / "train_others.json").unlink()
     with pytest.raises(KidsqlError, match="--train_split"):
-        P.resolve_benchmark(cfg)
-    assert P.resolve_benchmark(BenchConfig(data=str(data), train_split="dev")) == data
+        steps.resolve_benchmark(cfg)
+    assert steps.resolve_benchmark(BenchConfig(data=str(data), train_split="dev")) == data

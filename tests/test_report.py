@@ -1,4 +1,4 @@
-"""kidsql.report: numbers against hand-computed values, tables, PNG plots."""
+"""kidsql.experiments.report: numbers against hand-computed values, tables, PNG plots."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import pytest
 
 from kidsql.errors import KidsqlError
-from kidsql.report import (average_score, fmt_mean_std, markdown_table, mean_curve, mean_std, plot_learning_curves,
-                           plot_score_vs_latency, relative)
+from kidsql.experiments.curves import mean_curve
+from kidsql.experiments.report import (average_score, fmt_mean_std, markdown_table, mean_std, plot_learning_curves,
+                                       plot_score_vs_latency, relative)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

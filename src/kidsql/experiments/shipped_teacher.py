@@ -26,9 +26,9 @@ from kidsql.errors import KidsqlError
 from kidsql.files import file_sha256
 
 if TYPE_CHECKING:
-    from kidsql.pipeline import RunConfig
+    from kidsql.experiments.config import RunConfig
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "shipped" / "teacher"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped" / "teacher"  # package data of kidsql
 WEIGHTS = "model.safetensors"
 CHECK_EXAMPLES = 64  # the card's scores on the first N dev examples: what the test suite checks (seconds)
 BUILD_COMMAND = "python scripts/build_teacher.py"
@@ -37,7 +37,7 @@ BUILD_COMMAND = "python scripts/build_teacher.py"
 def setup_of(cfg: RunConfig) -> dict[str, Any]:
     """What decides the teacher of a run: compared with the card's "setup" to decide whether the shipped one fits."""
     from kidsql.data.synth import FORMAT_VERSION
-    from kidsql.pipeline import teacher_budget
+    from kidsql.experiments.config import teacher_budget
 
     return {"bench_size": cfg.bench_size, "bench_seed": cfg.bench_seed, "benchmark_version": FORMAT_VERSION,
             "teacher": cfg.teacher, "seed": cfg.seed, "budget": dataclasses.asdict(teacher_budget(cfg))}
@@ -61,7 +61,7 @@ def verified(folder: Path = SHIPPED_DIR) -> Path:
 
 def shipped_teacher_for(cfg: RunConfig, folder: Path = SHIPPED_DIR) -> Path | None:
     """The shipped teacher when `cfg` asks for exactly the teacher it is (and the embedded benchmark), else None."""
-    from kidsql.pipeline import RunConfig
+    from kidsql.experiments.config import RunConfig
 
     if not cfg.shipped_teacher or cfg.data or cfg.teacher_steps == 0:
         return None
@@ -77,21 +77,23 @@ def shipped_teacher_for(cfg: RunConfig, folder: Path = SHIPPED_DIR) -> Path | No
 def build_shipped_teacher(folder: Path = SHIPPED_DIR, eval_limit: int = 200) -> dict[str, Any]:
     """Train the default teacher (the demo's setup; cached like any teacher), copy its model folder to `folder`,
     score it on the first `eval_limit` and `CHECK_EXAMPLES` dev examples and write card.json and README.md."""
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
+    from kidsql.experiments.config import RunConfig
+    from kidsql.experiments.report import environment
     from kidsql.files import write_atomic, write_json
 
-    cfg = P.RunConfig(shipped_teacher=False)
-    bench = P.resolve_benchmark(cfg)
-    trained = P.resolve_teacher(bench, cfg)
+    cfg = RunConfig(shipped_teacher=False)
+    bench = steps.resolve_benchmark(cfg)
+    trained = steps.resolve_teacher(bench, cfg)
     if folder.exists():
         shutil.rmtree(folder)
     shutil.copytree(trained, folder)
     scores = {}
     for n in sorted({eval_limit, CHECK_EXAMPLES}):
-        preds = P.predict(folder, bench, "dev", n, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size)
-        scores[str(n)] = P.summary_metrics(P.score(bench, "dev", preds, limit=n, workers=cfg.eval_workers))
+        preds = steps.predict(folder, bench, "dev", n, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size)
+        scores[str(n)] = steps.summary_metrics(steps.score(bench, "dev", preds, limit=n, workers=cfg.eval_workers))
     card = {"setup": setup_of(cfg), "sha256": file_sha256(folder / WEIGHTS), "training_command": BUILD_COMMAND,
-            "trained_with": P.environment(), "dev_scores_first_n": scores}
+            "trained_with": environment(), "dev_scores_first_n": scores}
     write_json(folder / "card.json", card)
     write_atomic(folder / "README.md", card_markdown(card))
     return card

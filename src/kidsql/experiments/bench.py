@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from kidsql.errors import KidsqlError
-from kidsql.pipeline import RunConfig, config_field, teacher_origin
+from kidsql.config import config_field
+from kidsql.experiments.config import RunConfig
+from kidsql.experiments.steps import teacher_origin
 
 DEFAULT_METHODS = "sft,fkd,rkd,seqkd,fdistill,imitkd,gkd-rkl,kid"
 DEFAULT_SPLITS = "dev,dev_syn,dev_realistic,dev_dk"
@@ -109,7 +111,7 @@ def _options(text: str) -> list[tuple[str, Any, str]]:
 def variants(cfg: BenchConfig) -> list[Variant]:
     """The methods, then the ablation variants; a variant identical to an earlier one is dropped (e.g. alpha 0.2
     is plain KID). Every override is validated here, before any training."""
-    from kidsql.commands.demo import parse_methods
+    from kidsql.experiments.config import parse_methods
     from kidsql.distill.methods import get_method
 
     out = [Variant(m, m) for m in parse_methods(cfg.methods)]
@@ -172,7 +174,8 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
 
 
 def _run_bench(cfg: BenchConfig) -> BenchOutcome:
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
+    from kidsql.experiments.config import student_budget
     from kidsql.models import load_tokenizer
 
     out = Path(cfg.out)
@@ -181,12 +184,12 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
     todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]  # every variant validated before any write
     check_same_setup(cfg)
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
-    stages = P.Stages(3 + len(pending) + (1 if cfg.student_warmup_steps else 0))
+    stages = steps.Stages(3 + len(pending) + (1 if cfg.student_warmup_steps else 0))
     stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
-    bench = P.resolve_benchmark(cfg)
+    bench = steps.resolve_benchmark(cfg)
     splits = splits_of(cfg, bench)
     stages(f"teacher ({cfg.teacher}, sft) and its scores")
-    teacher_dir = P.resolve_teacher(bench, cfg)
+    teacher_dir = steps.resolve_teacher(bench, cfg)
     teacher_file = out / "runs" / "teacher" / "result.json"
     if not teacher_file.is_file():
         from kidsql.files import write_json
@@ -194,15 +197,15 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
         write_json(teacher_file, {"variant": "teacher", "spec": cfg.teacher, "model_dir": str(teacher_dir),
                                   "eval_limit": cfg.eval_limit, "splits": {}})
     teacher = _complete_scores(cfg, bench, splits, teacher_file)
-    student = P.resolve_student(cfg.student, teacher_dir)
+    student = steps.resolve_student(cfg.student, teacher_dir)
     if cfg.student_warmup_steps:
-        from kidsql.warmup import warm_student
+        from kidsql.experiments.warmup import warm_student
 
         stages(f"student warm-up ({cfg.student_warmup_steps} SFT steps, shared by every run)")
-        student = warm_student(bench, student, P.student_budget(cfg), cfg.student_warmup_steps, seed=cfg.seed)
+        student = warm_student(bench, student, student_budget(cfg), cfg.student_warmup_steps, seed=cfg.seed)
 
     outcome = BenchOutcome(data={})
-    tokenizer = load_tokenizer(P.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
+    tokenizer = load_tokenizer(steps.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
     for variant, seed in todo:
         if _result_path(out, variant.name, seed).is_file():
             outcome.skipped += 1
@@ -251,9 +254,9 @@ def check_same_setup(cfg: BenchConfig) -> None:
 
 def split_sizes(bench: Path, splits: list[str], limit: int | None) -> dict[str, int]:
     """How many examples each split's scores rest on (a 4-example split moves 25 points per example)."""
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
 
-    return {s: len(P.split_examples(bench, s, limit)[0]) for s in splits}
+    return {s: len(steps.split_examples(bench, s, limit)[0]) for s in splits}
 
 
 def _result_path(out: Path, name: str, seed: int) -> Path:
@@ -278,7 +281,7 @@ def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_fi
 
 def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list[str], run_dir: Path) -> dict:
     """{split: {"ex", "ts", "em", "scored", "predictions"}}; predictions saved as preds_<split>.json."""
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
     from kidsql.predict import load_for_inference
     from kidsql.files import write_json
 
@@ -286,14 +289,14 @@ def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list
     guided = _guided(cfg)
     metrics = {}
     for split in splits:
-        preds = P.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
+        preds = steps.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
                           batch_size=cfg.gen_batch_size, use_evidence=cfg.use_evidence,
                           model=model, tokenizer=tokenizer, guided=guided)
         pred_file = write_json(run_dir / f"preds_{split}.json", preds)
-        report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers,
+        report = steps.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers,
                          use_evidence=cfg.use_evidence)
-        metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file),
-                          "ex_per_example": P.ex_per_example(report)}
+        metrics[split] = {**steps.summary_metrics(report), "predictions": str(pred_file),
+                          "ex_per_example": steps.ex_per_example(report)}
     return metrics
 
 
@@ -327,13 +330,13 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
     """The spawned run: dies with the bench (`kidsql.parent_death`); its bad input is one line, as in the CLI."""
     import sys
 
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
     from kidsql.models import load_tokenizer
     from kidsql.parent_death import die_with_parent
 
     die_with_parent(parent_pid)
     try:
-        tokenizer = load_tokenizer(P.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
+        tokenizer = load_tokenizer(steps.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
         _one_run(cfg, bench, teacher_dir, student, splits, variant, seed, tokenizer)
     except KidsqlError as err:
         print(f"kidsql bench: error: {err}", file=sys.stderr)
@@ -342,7 +345,9 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
 
 def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
              seed: int, tokenizer: Any) -> None:
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
+    from kidsql.experiments.config import student_budget
+    from kidsql.experiments.curves import dev_curve_callback, read_curve
     from kidsql.files import read_json, write_json
 
     run_dir = _result_path(Path(cfg.out), variant.name, seed).parent
@@ -350,14 +355,14 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, spl
     curve_file = train_dir / "curve.jsonl"
     callbacks = []
     if cfg.curve_every > 0:
-        callbacks.append(P.dev_curve_callback(bench, tokenizer, curve_file, every=cfg.curve_every, size=cfg.curve_size,
+        callbacks.append(dev_curve_callback(bench, tokenizer, curve_file, every=cfg.curve_every, size=cfg.curve_size,
                                               split=splits[0],
                                               max_prompt_tokens=cfg.max_prompt_tokens,
                                               max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size,
                                               num_sample_values=cfg.num_sample_values,
                                               matched_values=cfg.matched_values, use_evidence=cfg.use_evidence))
-    res = P.train_student(bench, variant.method, student, teacher_dir, train_dir,
-                          P.student_budget(cfg, save_steps=cfg.save_steps), seed=seed,
+    res = steps.train_student(bench, variant.method, student, teacher_dir, train_dir,
+                          student_budget(cfg, save_steps=cfg.save_steps), seed=seed,
                           overrides={**cfg.run_overrides(), **variant.overrides,
                                      **({"teacher_cache_topk": cfg.teacher_cache_topk} if cfg.teacher_cache_topk else {})},
                           callbacks=callbacks, resume="auto")
@@ -368,7 +373,7 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, spl
         "eval_limit": cfg.eval_limit, "splits": metrics, "steps": res.steps, "mean_step_time_s": res.mean_step_time_s,
         "tokens_per_s": res.tokens_per_s, "peak_memory_mb": res.peak_memory_mb,
         "peak_memory_kind": res.peak_memory_kind, "final_loss": res.final_loss, "model_dir": str(res.model_dir),
-        "curve": P.read_curve(curve_file), "resolved": run_config.get("resolved", {}),
+        "curve": read_curve(curve_file), "resolved": run_config.get("resolved", {}),
     })
     for ckpt in train_dir.glob("checkpoint-*"):  # the run is complete: its resume points are dead weight
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -401,7 +406,7 @@ def aggregate(results: list[dict[str, Any]], splits: list[str]) -> dict[str, dic
 
     Latency of a seed = its mean step time / the mean of SFT's mean step times (None without an SFT run).
     """
-    from kidsql.report import average_score, mean_std
+    from kidsql.experiments.report import average_score, mean_std
 
     by_name: dict[str, list[dict[str, Any]]] = {}
     for r in results:
@@ -489,7 +494,7 @@ def paired_differences(results: list[dict[str, Any]], names: list[str], split: s
 
 def paired_markdown(paired: dict[str, dict[str, Any]], split: str = PAIRED_SPLIT) -> str:
     """The paired table of report.md ("" when nothing could be paired)."""
-    from kidsql.report import markdown_table
+    from kidsql.experiments.report import markdown_table
 
     if not paired:
         return ""
@@ -512,9 +517,9 @@ def paired_markdown(paired: dict[str, dict[str, Any]], split: str = PAIRED_SPLIT
 def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list[dict[str, Any]],
                  teacher: dict[str, Any]) -> dict[str, Any]:
     """report.md, report.json and the two PNG plots in cfg.out; returns report.json's data."""
-    from kidsql.pipeline import environment
+    from kidsql.experiments.report import environment
     from kidsql.files import write_atomic, write_json
-    from kidsql.report import (average_score, fmt, fmt_mean_std, markdown_table, mean_std, plot_learning_curves,
+    from kidsql.experiments.report import (average_score, fmt, fmt_mean_std, markdown_table, mean_std, plot_learning_curves,
                                plot_score_vs_latency)
 
     out = Path(cfg.out)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from kidsql.errors import KidsqlError
 from kidsql.files import cache_key
-from kidsql.pipeline import Budget, distill_config
+from kidsql.experiments.config import Budget
+from kidsql.experiments.steps import distill_config
 
 
 def warmup_key(bench_dir: Path, student: str, budget: Budget, seed: int) -> str:
