@@ -64,5 +64,5 @@ def test_loads_and_scores_what_its_card_says_on_the_first_dev_examples(card, iso
     got = steps.summary_metrics(steps.score(bench, "dev", preds, limit=CHECK_EXAMPLES, workers=1, show_progress=False))
     want = card["dev_scores_first_n"][str(CHECK_EXAMPLES)]
     assert got == pytest.approx(want)
-    assert want["ex"] >= 60  # the demo's teacher is worth distilling from (issue 5: >= 60 % dev EX)
+    assert want["ex"] >= 60  # the demo's teacher is worth distilling from (>= 60 % dev EX)
     assert Path(steps.resolve_teacher(bench, cfg)) == SHIPPED_DIR

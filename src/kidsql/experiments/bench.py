@@ -237,7 +237,7 @@ def check_same_setup(cfg: BenchConfig) -> None:
 
     setup = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _SELECTION_FIELDS}
     setup["embedded_benchmark_version"] = FORMAT_VERSION if not cfg.data else None
-    if not setup.get("teacher_cache_topk"):  # off: the setup of folders made before the option existed
+    if not setup.get("teacher_cache_topk"):  # off: recorded as absent, so folders without the field still match
         setup.pop("teacher_cache_topk", None)
     path = Path(cfg.out) / "bench_setup.json"
     if path.is_file():
@@ -271,7 +271,7 @@ def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_fi
     result = read_json(result_file)
     if result.get("eval_limit") != cfg.eval_limit:
         result["splits"], result["eval_limit"] = {}, cfg.eval_limit
-    # a split without per-example verdicts (scored before the paired statistics) is scored again from the model
+    # a split without per-example verdicts (which the paired statistics need) is scored again from the model
     missing = [s for s in splits if "ex_per_example" not in result["splits"].get(s, {})]
     if missing:
         result["splits"].update(_evaluate_model(cfg, bench, Path(result["model_dir"]), missing, result_file.parent))
@@ -310,8 +310,8 @@ def _guided(cfg: BenchConfig) -> Any:
 def _isolated_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
                   seed: int) -> None:
     """`_one_run` in a fresh (spawned) process. In one long process the resident memory only grows (the
-    allocator keeps what earlier runs freed), so a run's peak RSS was the high-water mark of every run before it:
-    1.1 GB for the first method of a seed, 2.5 GB for the eighth, whatever the method (bench of 2026-11-24)."""
+    allocator keeps what earlier runs freed), so a run's peak RSS would be the high-water mark of every run before
+    it, whatever the method; in its own process it is the run's own."""
     import multiprocessing
     import os
 
@@ -433,7 +433,7 @@ GOLD_BASELINES = ("sft", "fkd", "rkd", "seqkd")
 
 
 def goal_checks(summary: dict[str, dict[str, Any]], focus: str = "kid", gkd: str = "gkd-rkl") -> list[dict[str, Any]]:
-    """Issue 5's targets for `focus`, each computed from the seed means in `summary` (name -> {"score",
+    """KID's targets for `focus`, each computed from the seed means in `summary` (name -> {"score",
     "latency"}): at least 2 points of average score above every gold-data baseline, within 1 point of GKD, at
     most 1.15x RKD's latency and below GKD's. A check whose runs are missing says so (met None)."""
     def get(name: str, key: str) -> float | None:
@@ -541,7 +541,7 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
     paired = paired_differences(results, list(rows))
     paired_md = paired_markdown(paired)
     goals = goal_checks({n: r["summary"] for n, r in rows.items()})
-    goal_md = markdown_table(["goal (issue 5)", "measured", "met"],
+    goal_md = markdown_table(["goal", "measured", "met"],
                              [[g["goal"], g["detail"], {True: "yes", False: "no", None: "-"}[g["met"]]] for g in goals])
     plots = {
         "score_vs_latency": str(plot_score_vs_latency(points, out / "score_vs_latency.png")),

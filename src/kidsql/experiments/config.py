@@ -42,8 +42,8 @@ class RunConfig:
                                              "every method and seed (a stand-in for a pretrained student; 0: none)",
                                              0)
     batch_size: int = config_field("examples per optimiser step", 16)
-    # 3e-4: students start from the teacher's layers, and at a peak of 3e-3 their dev EX fell from ~50 % at step
-    # 25 to 12-33 % by step 50-75 before climbing back (learning curves of the first committed bench)
+    # 3e-4, not the teacher's 3e-3: students start from the teacher's layers, and a peak of 3e-3 throws their dev
+    # EX far below its start before it climbs back (the learning curves in docs/results/bench-cpu/)
     learning_rate: float = config_field("students' peak learning rate", 3e-4)
     teacher_learning_rate: float = config_field("teacher's peak learning rate", 3e-3)
     warmup_steps: int = config_field("linear warm-up steps of every run", 50)

@@ -30,10 +30,10 @@ from kidsql.experiments.steps import teacher_origin
 @dataclass
 class DemoConfig(RunConfig):
     # The students start from a shared warm-up of 150 SFT steps, then train 100 steps per method: from the cut
-    # teacher layer a student's first 150 steps are the steep part of its learning curve (dev EX +9 to +17 per
-    # 25 steps, docs/results/bench-cpu-450steps-v2/), where small numeric differences between CPUs move one-seed
-    # scores by tens of points; the methods are compared past it, within the demo's time. The teacher is the
-    # shipped one (kidsql.experiments.shipped_teacher).
+    # teacher layer a student's first 150 steps are the steep part of its learning curve
+    # (docs/results/bench-cpu-450steps-v2/), where small numeric differences between CPUs move one-seed scores a
+    # lot; the methods are compared past it, within the demo's time. The teacher is the shipped one
+    # (kidsql.experiments.shipped_teacher).
     student_warmup_steps: int = config_field("SFT steps on gold before distillation, trained once and shared by "
                                              "every method (past the steep part of the students' learning curve; "
                                              "0: none)", 150)

@@ -1,13 +1,12 @@
 """The demo's teacher, shipped with kidsql: trained once, so a new user distils at once, on any machine.
 
-Why ship it: the teacher's 1,000 SFT steps were most of the demo's time (11 min of 16 on a slower 2-core CPU), and
-training it again on another CPU gives another teacher (77.5 against 85.5 dev EX: the runs part through the
-CPU's kernels). A shipped teacher makes the demo fast and its teacher the same everywhere; only the students
-train on the user's machine. It is used only for the setup it was trained with (`card.json`'s "setup": the
-embedded benchmark preset, seed and format version, the teacher spec and its whole training budget); any other
-setup, `--teacher_steps` with another N, or `--shipped_teacher false` trains a teacher as before. When the
-embedded benchmark's format version changes the card no longer matches (the test suite says so) and
-`python scripts/build_teacher.py` rebuilds it.
+Why ship it: the teacher's 1,000 SFT steps are most of the demo's time on a 2-core CPU, and training it again on
+another CPU gives another teacher (the runs part through the CPU's kernels; numbers in the README). A shipped
+teacher makes the demo fast and its teacher the same everywhere; only the students train on the user's machine.
+It is used only for the setup it was trained with (`card.json`'s "setup": the embedded benchmark preset, seed and
+format version, the teacher spec and its whole training budget); any other setup, `--teacher_steps` with another
+N, or `--shipped_teacher false` trains a teacher. When the embedded benchmark's format version changes the card
+stops matching (the test suite says so) and `python scripts/build_teacher.py` rebuilds it.
 
 Files (`kidsql/shipped/teacher/`): the model folder as the trainer saved it (safetensors weights, config,
 tokenizer, prompt options), `card.json` (setup, training command, sha256 of the weights, scores on the first dev
