@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kidsql.experiments.bench import BenchConfig
 from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
+from kidsql.experiments.bench import BenchConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

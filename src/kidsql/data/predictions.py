@@ -1,4 +1,4 @@
-"""Gold queries and predicted SQL read from the files Spider, BIRD and kidsql write.
+"""Gold queries and predicted SQL: read from the files Spider, BIRD and kidsql write, and written one per line.
 
 Formats (chosen by suffix, else by the first character):
 * gold: Spider's `dev_gold.sql` (`SQL<TAB>db_id` per line), a Spider/BIRD questions JSON list (`query` or `SQL`,
@@ -7,6 +7,10 @@ Formats (chosen by suffix, else by the first character):
   dropped; an empty line is an empty prediction, so alignment with the gold is kept; trailing empty lines at
   the end of the file are ignored), a JSON list of strings, BIRD's `{"0": "SQL\\t----- bird -----\\tdb"}`
   object, or JSONL with `sql`.
+
+Written predictions are one query per line, so any evaluator pairs lines with gold by position: newlines inside a
+prediction become spaces, and an empty prediction is written as `SELECT` (it fails to execute, as an empty one
+would) because Spider's official evaluator skips blank lines and would shift every later prediction.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any
 
 from kidsql.data.types import Example
 from kidsql.errors import KidsqlError
+from kidsql.files import write_atomic
 
+EMPTY_PLACEHOLDER = "SELECT"
 _DB_ID = re.compile(r"^[\w.-]+$")
 _BIRD_SEP = "\t----- bird -----\t"
 
@@ -143,3 +149,8 @@ def read_predictions(path: Path) -> list[str]:
     while lines and not lines[-1].strip():
         lines.pop()
     return [_strip_suffix(line) for line in lines]
+
+
+def write_predictions(path: Path, sqls: list[str]) -> Path:
+    """`sqls` one per line (Spider's prediction format), atomically; see the module docstring for why."""
+    return write_atomic(path, "".join((" ".join(s.split()) or EMPTY_PLACEHOLDER) + "\n" for s in sqls))

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kidsql.errors import KidsqlError
 from kidsql.config import config_field
-from kidsql.experiments.config import RunConfig
+from kidsql.errors import KidsqlError
+from kidsql.experiments import steps
+from kidsql.experiments.config import RunConfig, parse_methods, student_budget
 from kidsql.experiments.steps import teacher_origin
 
 DEFAULT_METHODS = "sft,fkd,rkd,seqkd,fdistill,imitkd,gkd-rkl,kid"
@@ -111,7 +112,6 @@ def _options(text: str) -> list[tuple[str, Any, str]]:
 def variants(cfg: BenchConfig) -> list[Variant]:
     """The methods, then the ablation variants; a variant identical to an earlier one is dropped (e.g. alpha 0.2
     is plain KID). Every override is validated here, before any training."""
-    from kidsql.experiments.config import parse_methods
     from kidsql.distill.methods import get_method
 
     out = [Variant(m, m) for m in parse_methods(cfg.methods)]
@@ -174,8 +174,6 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
 
 
 def _run_bench(cfg: BenchConfig) -> BenchOutcome:
-    from kidsql.experiments import steps
-    from kidsql.experiments.config import student_budget
     from kidsql.models import load_tokenizer
 
     out = Path(cfg.out)
@@ -254,7 +252,6 @@ def check_same_setup(cfg: BenchConfig) -> None:
 
 def split_sizes(bench: Path, splits: list[str], limit: int | None) -> dict[str, int]:
     """How many examples each split's scores rest on (a 4-example split moves 25 points per example)."""
-    from kidsql.experiments import steps
 
     return {s: len(steps.split_examples(bench, s, limit)[0]) for s in splits}
 
@@ -281,7 +278,6 @@ def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_fi
 
 def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list[str], run_dir: Path) -> dict:
     """{split: {"ex", "ts", "em", "scored", "predictions"}}; predictions saved as preds_<split>.json."""
-    from kidsql.experiments import steps
     from kidsql.predict import load_for_inference
     from kidsql.files import write_json
 
@@ -330,7 +326,6 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
     """The spawned run: dies with the bench (`kidsql.parent_death`); its bad input is one line, as in the CLI."""
     import sys
 
-    from kidsql.experiments import steps
     from kidsql.models import load_tokenizer
     from kidsql.parent_death import die_with_parent
 
@@ -345,8 +340,6 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
 
 def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
              seed: int, tokenizer: Any) -> None:
-    from kidsql.experiments import steps
-    from kidsql.experiments.config import student_budget
     from kidsql.experiments.curves import dev_curve_callback, read_curve
     from kidsql.files import read_json, write_json
 
