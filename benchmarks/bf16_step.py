@@ -23,7 +23,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from kidsql.distill.trainer import cpu_or_cuda_bf16
 from kidsql.models import TINY_CONFIGS
-from kidsql.report import write_text_atomic
+from kidsql.files import write_atomic
 
 
 def step_seconds(model: torch.nn.Module, opt: torch.optim.Optimizer, ids: torch.Tensor, bf16: bool, steps: int) -> list[float]:
@@ -84,7 +84,7 @@ def main() -> None:
                   f"(relative difference {abs(bf16 - fp32) / fp32:.1e})."]
     text = "\n".join(lines) + "\n"
     print(text)
-    write_text_atomic(Path(args.out), text)
+    write_atomic(Path(args.out), text)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/execution_guided.py --out docs/results/execution-guided
 
-On the embedded benchmark's `cpu` preset with the demo's settings (`kidsql.pipeline.RunConfig` defaults): the
+On the embedded benchmark's `cpu` preset with the demo's settings (`kidsql.experiments.config.RunConfig` defaults): the
 cached SFT teacher (trained once, as `kidsql demo` does), and a KID student distilled from it with the demo's
 budget into `--work` (reused when there). Every model decodes the first `--limit` dev questions with beam search
 (`--ns`, N = 1 is greedy) and, with `--sample`, N samples as well; the first candidate that executes in the
@@ -20,19 +20,19 @@ from pathlib import Path
 
 
 def run_model(name: str, model_dir: Path, bench: Path, modes: list, limit: int | None, cfg) -> list[dict]:  # noqa: ANN001
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
     from kidsql.predict import load_for_inference
     from kidsql.sql.sandbox import execute
 
     model, tokenizer = load_for_inference(model_dir)
-    examples, b = P.split_examples(bench, "dev", limit)
+    examples, b = steps.split_examples(bench, "dev", limit)
     rows = []
     for guided in modes:
         start = time.perf_counter()
-        preds = P.predict(model_dir, bench, "dev", limit, max_new_tokens=cfg.max_new_tokens,
+        preds = steps.predict(model_dir, bench, "dev", limit, max_new_tokens=cfg.max_new_tokens,
                           batch_size=cfg.gen_batch_size, model=model, tokenizer=tokenizer, guided=guided)
         seconds = time.perf_counter() - start
-        report = P.score(bench, "dev", preds, limit=limit, metrics=("ex",), show_progress=False)
+        report = steps.score(bench, "dev", preds, limit=limit, metrics=("ex",), show_progress=False)
         runs = sum(execute(b.db_path(e.db_id), p).ok for e, p in zip(examples, preds))
         rows.append({"model": name, "decoding": guided.describe(), "n": guided.num_return_sequences,
                      "ex": report.summary()["all"]["ex"], "executes": 100.0 * runs / len(preds),
@@ -58,12 +58,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200, help="first N dev questions (default 200, the demo's)")
     args = parser.parse_args()
 
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
+    from kidsql.experiments.config import RunConfig, student_budget
     from kidsql.guided import GuidedDecoding
 
-    cfg = P.RunConfig()
-    bench = P.resolve_benchmark(cfg)
-    teacher = args.teacher or P.resolve_teacher(bench, cfg)
+    cfg = RunConfig()
+    bench = steps.resolve_benchmark(cfg)
+    teacher = args.teacher or steps.resolve_teacher(bench, cfg)
     ns = [int(n) for n in args.ns.split(",")]
     modes = [GuidedDecoding(n) for n in ns]
     modes += [GuidedDecoding(n, do_sample=True) for n in ns if n > 1] if args.sample else []
@@ -74,8 +75,8 @@ def main() -> None:
     if student is None:
         student = args.work / args.method / "final"
         if not (student / "config.json").is_file():
-            init = P.resolve_student(cfg.student, teacher)
-            P.train_student(bench, args.method, init, teacher, args.work / args.method, P.student_budget(cfg),
+            init = steps.resolve_student(cfg.student, teacher)
+            steps.train_student(bench, args.method, init, teacher, args.work / args.method, student_budget(cfg),
                             seed=cfg.seed, resume="auto")
     rows += run_model(f"student ({args.method})", student, bench, modes, args.limit, cfg)
     print(write(args.out, command, cfg, args.method, teacher, student, rows, args.note))
@@ -83,16 +84,17 @@ def main() -> None:
 
 def write(out: Path, command: str, cfg, method: str, teacher: Path, student: Path | None, rows: list,  # noqa: ANN001
           note: str) -> str:
-    from kidsql import pipeline as P
-    from kidsql.report import markdown_table, write_json, write_text_atomic
+    from kidsql.experiments.report import environment
+    from kidsql.files import write_atomic, write_json
+    from kidsql.experiments.report import markdown_table
 
     table = markdown_table(
         ["model", "decoding", "dev EX", "SQL that executes %", "time vs greedy", "seconds"],
         [[r["model"], r["decoding"], f"{r['ex']:.1f}", f"{r['executes']:.1f}", f"{r['time_vs_greedy']:.2f}x",
           f"{r['seconds']:.1f}"] for r in rows], numeric_from=2)
     write_json(out / "results.json", {"command": command, "note": note, "teacher": str(teacher), "student": str(student),
-                                      "config": vars(cfg), "environment": P.environment(), "rows": rows})
-    write_text_atomic(out / "README.md", f"""# Execution-guided decoding on the embedded benchmark (`cpu` preset)
+                                      "config": vars(cfg), "environment": environment(), "rows": rows})
+    write_atomic(out / "README.md", f"""# Execution-guided decoding on the embedded benchmark (`cpu` preset)
 
     {command}
 

@@ -64,7 +64,7 @@ def main() -> None:
 
     from kidsql.distill.config import load_config
     from kidsql.distill.trainer import build_trainer
-    from kidsql.report import write_text_atomic
+    from kidsql.files import write_atomic
 
     hf_logging.set_verbosity_error()
     work, bench, teacher_dir, tok = tiny_bench_pair(args.teacher, "kidsql-step-time-")
@@ -121,7 +121,7 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    write_text_atomic(Path(args.out), text)
+    write_atomic(Path(args.out), text)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def main() -> None:
 
     from kidsql.distill.config import load_config
     from kidsql.distill.trainer import build_trainer
-    from kidsql.report import write_text_atomic
+    from kidsql.files import write_atomic
 
     from common import CpuClock, tiny_bench_pair
 
@@ -111,7 +111,7 @@ def main() -> None:
                      f"{statistics.mean(first_loss[(method, 'cached')]):.5f} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    write_text_atomic(Path(args.out), text)
+    write_atomic(Path(args.out), text)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
         [--batch 16] [--lr 3e-3] [--warmup 50] [--scheduler cosine] [--bf16 false] [--max-prompt-tokens 512]
 
 Why it exists: `kidsql demo` must train a teacher to >= 60 % dev EX within its 10-minute CPU budget, so what
-matters is EX against steps and seconds. Training is kidsql's own (`kidsql.pipeline.train_student` with
+matters is EX against steps and seconds. Training is kidsql's own (`kidsql.experiments.steps.train_student` with
 method sft, the teacher's path); the curve points come from the bench's learning-curve callback (greedy SQL for
 the first `--eval-size` examples of dev and of train, scored by execution), written as JSON lines to
 `OUT/dev.jsonl` and `OUT/train.jsonl`; the Trainer's log (loss, step time, tokens/s) is in
@@ -36,21 +36,23 @@ def main() -> None:
     ap.add_argument("--max-prompt-tokens", type=int, default=512)
     args = ap.parse_args()
 
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
+    from kidsql.experiments.config import Budget
+    from kidsql.experiments.curves import dev_curve_callback, read_curve
     from kidsql.models import load_tokenizer
 
-    budget = P.Budget(args.steps, args.batch, args.lr, args.max_prompt_tokens, 112, save_steps=10**9)
+    budget = Budget(args.steps, args.batch, args.lr, args.max_prompt_tokens, 112, save_steps=10**9)
     tok = load_tokenizer(str(args.data / "tokenizer"))
-    curves = [P.dev_curve_callback(args.data, tok, args.out / f"{split}.jsonl", every=args.every, size=args.eval_size,
+    curves = [dev_curve_callback(args.data, tok, args.out / f"{split}.jsonl", every=args.every, size=args.eval_size,
                                    split=split, max_prompt_tokens=args.max_prompt_tokens, batch_size=50)
               for split in ("dev", "train")] if args.every > 0 else []
     start = time.perf_counter()
-    result = P.train_student(args.data, "sft", args.model, None, args.out, budget, callbacks=curves,
+    result = steps.train_student(args.data, "sft", args.model, None, args.out, budget, callbacks=curves,
                              overrides={"warmup_steps": args.warmup, "lr_scheduler_type": args.scheduler,
                                         "bf16": args.bf16})
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": round(seconds, 1), "steps": args.steps, "model_dir": str(result.model_dir),
-                      "dev": P.read_curve(args.out / "dev.jsonl"), "train": P.read_curve(args.out / "train.jsonl")}))
+                      "dev": read_curve(args.out / "dev.jsonl"), "train": read_curve(args.out / "train.jsonl")}))
 
 
 if __name__ == "__main__":

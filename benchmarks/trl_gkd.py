@@ -66,11 +66,11 @@ def _trl_trainer(args: argparse.Namespace, pair: Path, work: Path, run: str) -> 
 
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.sequences import split_prompts
-    from kidsql.distill.trainer import build_split_prompts
+    from kidsql.distill.trainer import training_prompts
 
     tok = AutoTokenizer.from_pretrained(pair / "student")
     config = _kidsql_config(args, pair, work, "kidsql-gkd-l0")
-    prompts, sqls = build_split_prompts(config, tok)
+    prompts, sqls = training_prompts(config, tok)
     features = encode_examples(tok, prompts, sqls, max_prompt_tokens=args.prompt_tokens)
     collate = SqlCollator(tok.pad_token_id)
 
@@ -173,7 +173,7 @@ def main() -> None:
     from standin_pair import build_pair
 
     from kidsql.data.load import load_benchmark
-    from kidsql.report import write_text_atomic
+    from kidsql.files import write_atomic
 
     work = Path(tempfile.mkdtemp(prefix="kidsql-trl-gkd-"))
     bench = load_benchmark(Path(args.data), "dev")
@@ -227,7 +227,7 @@ def main() -> None:
             f"{(r['peak_mb'] - r['start_mb']) / max(p['peak_mb'] - p['start_mb'], 1e-9):.3f}x |")
     text = "\n".join(lines) + "\n"
     print(text)
-    write_text_atomic(Path(args.out), text)
+    write_atomic(Path(args.out), text)
 
 
 if __name__ == "__main__":

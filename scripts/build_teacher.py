@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from kidsql.shipped_teacher import SHIPPED_DIR, build_shipped_teacher
+from kidsql.experiments.shipped_teacher import SHIPPED_DIR, build_shipped_teacher
 
 if __name__ == "__main__":
     card = build_shipped_teacher()

@@ -39,7 +39,7 @@ pip_install -e ".[test]"
 echo "setup: byte-compiling the modules kidsql imports"
 PYTHONDONTWRITEBYTECODE= python - <<'PY'
 import matplotlib.pyplot, torch, kidsql
-import kidsql.bench, kidsql.cli, kidsql.distill.trainer, kidsql.evaluate, kidsql.pipeline, kidsql.text2sql  # noqa: F401
+import kidsql.cli, kidsql.distill.trainer, kidsql.evaluate, kidsql.experiments.bench, kidsql.experiments.demo, kidsql.text2sql  # noqa: F401
 from transformers import AutoTokenizer, LlamaForCausalLM, Trainer, TrainingArguments  # noqa: F401 (lazy modules)
 print(f"setup: kidsql {kidsql.__version__}, torch {torch.__version__}, cuda={torch.cuda.is_available()}")
 PY

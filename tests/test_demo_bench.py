@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kidsql import pipeline as P
 from kidsql.cli import main
+from kidsql.experiments import steps
 
 MICRO = ("hidden_size: 32\nintermediate_size: 64\nnum_hidden_layers: 2\nnum_attention_heads: 4\n"
          "num_key_value_heads: 4\nmax_position_embeddings: 512\n")
@@ -41,7 +41,7 @@ def env(tmp_path_factory):
 def _rescore(bench: Path, split: str, pred_file: str, limit: int) -> dict:
     from kidsql.evaluate import evaluate
 
-    examples, b = P.split_examples(bench, split, limit)
+    examples, b = steps.split_examples(bench, split, limit)
     preds = json.loads(Path(pred_file).read_text(encoding="utf-8"))
     assert len(preds) == len(examples) == limit
     return evaluate(examples, preds, bench / "database", suite_dir=bench, schemas=b.schemas, workers=1,
@@ -114,13 +114,13 @@ def test_bench_end_to_end_and_resume(env, monkeypatch, capsys):
     args = ["bench", "--out", str(out), "--methods", "sft,kid", "--seeds", "1", "--splits", "dev,dev_dk",
             "--curve_every", "1", "--curve_size", "3", *tiny]
     trainings = []
-    real = P.train_student
+    real = steps.train_student
 
     def counting(*a, **k):
         trainings.append(a[1])
         return real(*a, **k)
 
-    monkeypatch.setattr(P, "train_student", counting)
+    monkeypatch.setattr(steps, "train_student", counting)
     assert main(args) == 0  # each run in its own spawned process (the default): this process trains nothing
     assert trainings == [] and "2 run(s) trained, 0 reused" in capsys.readouterr().out
     args.append("--no_isolate_runs")  # from here on in this process, where the trainings can be counted
@@ -176,16 +176,16 @@ def test_bench_end_to_end_and_resume(env, monkeypatch, capsys):
     # another budget in the same folder is refused before anything runs: its runs would not be comparable
     trainings.clear()
     report = (out / "report.json").read_bytes()
-    steps = tiny.index("--student_steps") + 1
+    at = tiny.index("--student_steps") + 1
     changed = [*args[: args.index("--student_steps") + 1], "3", *args[args.index("--student_steps") + 2:]]
-    assert tiny[steps] == "2" and main(changed) == 2
+    assert tiny[at] == "2" and main(changed) == 2
     err = capsys.readouterr().err
     assert "bench_setup.json" in err and "student_steps" in err and "--out" in err
     assert trainings == [] and (out / "report.json").read_bytes() == report
 
 
 def test_bench_refuses_to_mix_setups_but_accepts_more_runs(tmp_path) -> None:
-    from kidsql.bench import BenchConfig, check_same_setup
+    from kidsql.experiments.bench import BenchConfig, check_same_setup
     from kidsql.errors import KidsqlError
 
     out = str(tmp_path / "b")
@@ -209,7 +209,7 @@ def test_bench_refuses_to_mix_setups_but_accepts_more_runs(tmp_path) -> None:
 
 
 def test_bench_kid_options_make_one_validated_variant_each() -> None:
-    from kidsql.bench import BenchConfig, variants
+    from kidsql.experiments.bench import BenchConfig, variants
     from kidsql.errors import KidsqlError
 
     got = variants(BenchConfig(methods="sft,kid", kid_options="mle_on=imperfect, alpha=0.1,kid_rewrite=sample"))

@@ -223,13 +223,13 @@ from kidsql.distill.batches import SqlCollator, encode_examples
 from kidsql.distill.config import load_config
 from kidsql.distill.methods import GenerationOptions
 from kidsql.distill.sequences import imperfect_sequences, student_generated
-from kidsql.distill.trainer import build_split_prompts
+from kidsql.distill.trainer import training_prompts
 from kidsql.distributed import unwrap_model_for_generation
 
 bench, out = Path(sys.argv[1]), Path(sys.argv[2])
 acc = Accelerator(cpu=True)
 tok = load_bench_tokenizer(bench)
-prompts, sqls = build_split_prompts(load_config(None, data=str(bench), student="x"), tok)
+prompts, sqls = training_prompts(load_config(None, data=str(bench), student="x"), tok)
 batch = SqlCollator(tok.pad_token_id)(encode_examples(tok, prompts[:3], sqls[:3]))
 ref, model = tiny_llama(tok, seed=4), tiny_llama(tok, seed=4)
 for layer in model.model.layers:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kidsql.cli import main
-from kidsql.commands.evaluate import read_gold, read_predictions
+from kidsql.data.predictions import read_gold, read_predictions
 from kidsql.data.types import Column, Example, Schema, Table
 from kidsql.evaluate import evaluate, suite_instances
 
@@ -231,3 +231,12 @@ def test_spider_de_gold_against_itself(spider_de: Path):
     counts = report.verdict_counts()
     assert counts["ok"] == len(golds) - 52 and counts["mismatch"] == 0 and counts["pred_error"] == 0
     assert report.summary()["all"]["ex"] == pytest.approx(100.0)
+
+
+def test_written_predictions_read_back_in_gold_order(tmp_path):
+    """A multi-line query stays on one line and an empty one becomes `SELECT`, so line i is still example i."""
+    from kidsql.data.predictions import write_predictions
+
+    path = write_predictions(tmp_path / "p.sql", ["SELECT a\n  FROM t", "", "   ", "SELECT 1"])
+    assert path.read_text(encoding="utf-8") == "SELECT a FROM t\nSELECT\nSELECT\nSELECT 1\n"
+    assert read_predictions(path) == ["SELECT a FROM t", "SELECT", "SELECT", "SELECT 1"]

@@ -117,12 +117,12 @@ def test_trainer_with_a_dropout_student_rewrites_identically_twice(bench, tmp_pa
     train-mode prompt keys/values, so the same seed gives the same imperfect sequence twice."""
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.config import load_config
-    from kidsql.distill.trainer import DistillTrainer, build_split_prompts, mask_token_id, training_arguments
+    from kidsql.distill.trainer import DistillTrainer, training_prompts, mask_token_id, training_arguments
 
     tok = load_bench_tokenizer(bench)
     config = load_config(None, method="kid", student="x", data=str(bench), output_dir=str(tmp_path / "out"),
                          per_device_train_batch_size=4, kid_alpha=0.5)
-    prompts, sqls = build_split_prompts(config, tok)
+    prompts, sqls = training_prompts(config, tok)
     trainer = DistillTrainer(
         model=tiny_llama(tok, seed=2, attention_dropout=0.9), args=training_arguments(config),
         train_dataset=encode_examples(tok, prompts, sqls), data_collator=SqlCollator(tok.pad_token_id),
@@ -139,8 +139,8 @@ def test_trainer_with_a_dropout_student_rewrites_identically_twice(bench, tmp_pa
 
 def test_student_warmup_is_trained_once_and_shared(bench, tmp_path, monkeypatch, isolated_cache) -> None:
     """Two methods x two seeds of a bench all start from one warm-up folder, trained by one SFT run."""
-    from kidsql import bench as B
-    from kidsql import pipeline as P
+    from kidsql.experiments import bench as B
+    from kidsql.experiments.config import student_budget
     from kidsql.distill import trainer as T
 
     calls: list[tuple[str, str]] = []
@@ -172,4 +172,4 @@ def test_student_warmup_is_trained_once_and_shared(bench, tmp_path, monkeypatch,
     calls.clear()
     B.run_bench(B.BenchConfig(**{**cfg.__dict__, "out": str(tmp_path / "b2"), "seeds": 1, "methods": "sft"}))
     assert [c for c in calls if c[1] == spec] == [] and {s for _, s in calls} == {str(start)}
-    assert P.student_budget(cfg).max_steps == 2  # the methods' own budget is untouched by the warm-up
+    assert student_budget(cfg).max_steps == 2  # the methods' own budget is untouched by the warm-up

@@ -145,7 +145,7 @@ def test_predict_cli_writes_the_candidate_that_runs(tiny_bench, bad_then_gold, t
 
 
 def test_bench_scores_execution_guided_predictions(tiny_bench, bad_then_gold, tmp_path):
-    from kidsql.bench import BenchConfig, _evaluate_model
+    from kidsql.experiments.bench import BenchConfig, _evaluate_model
 
     bench, model_dir = tiny_bench
     scores = {}
@@ -159,7 +159,7 @@ def test_bench_scores_execution_guided_predictions(tiny_bench, bad_then_gold, tm
 
 
 def test_bench_setup_check_accepts_old_folders_and_refuses_other_decoding(tmp_path):
-    from kidsql.bench import BenchConfig, check_same_setup
+    from kidsql.experiments.bench import BenchConfig, check_same_setup
     from kidsql.errors import KidsqlError
 
     out = tmp_path / "b"

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from official_eval import Official, mutated_rows, mutations, official_available  # noqa: E402
 
-from kidsql.commands.evaluate import read_gold  # noqa: E402
+from kidsql.data.predictions import read_gold  # noqa: E402
 from kidsql.data.spider import load_tables  # noqa: E402
 from kidsql.data.types import Example  # noqa: E402
 from kidsql.evaluate import evaluate  # noqa: E402

@@ -127,7 +127,7 @@ def test_remove_distinct_equals_the_official_function_on_mutations_and_fuzz(spid
     sys.path.insert(0, str(OFFICIAL_DIR))
     from parse import remove_distinct as official_remove_distinct
 
-    from kidsql.commands.evaluate import read_gold
+    from kidsql.data.predictions import read_gold
 
     rng = random.Random(7)
     pieces = list("abdistnDISTNC_19 .,()*+-/<>=!ä'\";\t\nxeE") + [

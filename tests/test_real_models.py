@@ -163,15 +163,15 @@ def test_prompt_plus_sql_fits_gpt2_and_gold_columns_are_kept(world):
     from kidsql.models import load_tokenizer
     from kidsql.data.load import load_benchmark
     from kidsql.prompts import PromptStats, gold_items
-    from kidsql.distill.trainer import build_split_prompts
+    from kidsql.distill.trainer import training_prompts
 
     _, data, pairs = world
     tok = load_tokenizer(str(pairs["gpt2"][1]))
     cfg = load_config(None, data=str(data), max_prompt_tokens=120, num_sample_values=0)
     bench = load_benchmark(data, "train")
     kept_stats, plain_stats = PromptStats(), PromptStats()
-    kept, _ = build_split_prompts(cfg, tok, keep_gold=True, stats=kept_stats)
-    plain, _ = build_split_prompts(cfg, tok, stats=plain_stats)
+    kept, _ = training_prompts(cfg, tok, keep_gold=True, stats=kept_stats)
+    plain, _ = training_prompts(cfg, tok, stats=plain_stats)
 
     def columns_in(prompt: str) -> set[tuple[str, str]]:
         return {(t.lower(), c.lower()) for t, c in re.findall(r"(\w+)\.(\w+) \(", prompt)}
@@ -280,13 +280,14 @@ def _has_tensorboard() -> bool:
 
 
 def test_job_options_reach_every_run_and_bad_ones_stop_before_training(tmp_path):
-    from kidsql import pipeline as P
-    from kidsql.bench import BenchConfig, splits_of
+    from kidsql.experiments import steps
+    from kidsql.experiments.config import student_budget
+    from kidsql.experiments.bench import BenchConfig, splits_of
 
     data = standins.write_spider_folder(tmp_path / "spider")
     cfg = BenchConfig(data=str(data), student="Qwen/Qwen2-0.5B", lora=True, lora_r=8, use_evidence=False,
                       train_options="gradient_checkpointing=true,teacher_dtype=bfloat16,optim=adafactor")
-    run = P.distill_config(data, "kid", cfg.student, tmp_path / "o", P.student_budget(cfg),
+    run = steps.distill_config(data, "kid", cfg.student, tmp_path / "o", student_budget(cfg),
                            overrides=cfg.run_overrides())
     assert (run.lora, run.lora_r, run.use_evidence, run.teacher_dtype, run.tokenizer) == (
         True, 8, False, "bfloat16", "Qwen/Qwen2-0.5B")
@@ -297,5 +298,5 @@ def test_job_options_reach_every_run_and_bad_ones_stop_before_training(tmp_path)
     (data / "train_spider.json").unlink()
     (data / "train_others.json").unlink()
     with pytest.raises(KidsqlError, match="--train_split"):
-        P.resolve_benchmark(cfg)
-    assert P.resolve_benchmark(BenchConfig(data=str(data), train_split="dev")) == data
+        steps.resolve_benchmark(cfg)
+    assert steps.resolve_benchmark(BenchConfig(data=str(data), train_split="dev")) == data

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kidsql import pipeline as P
-from kidsql.bench import BenchConfig, seeds_of, variants
+from kidsql.experiments import steps
+from kidsql.experiments.config import student_budget
+from kidsql.experiments.bench import BenchConfig, seeds_of, variants
 from kidsql.config import load_dataclass
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +37,8 @@ def test_recipe_parses_and_validates(recipe, tmp_path):
     assert cfg.student_steps * cfg.batch_size == pytest.approx(8 * SPIDER_TRAIN, rel=0.01)
     assert cfg.max_prompt_tokens <= 2048 and 128 <= cfg.max_sql_tokens <= 256
     for k, variant in enumerate(variants(cfg)):
-        config = P.distill_config(tmp_path, variant.method, cfg.student, tmp_path / variant.name,
-                                  P.student_budget(cfg), teacher=cfg.teacher,
+        config = steps.distill_config(tmp_path, variant.method, cfg.student, tmp_path / variant.name,
+                                  student_budget(cfg), teacher=cfg.teacher,
                                   overrides={**cfg.run_overrides(), **variant.overrides})
         assert config.tokenizer == cfg.student  # a hub id: the tokenizer comes from the model
         get_method(config.method, **config.method_overrides())

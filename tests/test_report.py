@@ -1,4 +1,4 @@
-"""kidsql.report: numbers against hand-computed values, tables, atomic JSON, PNG plots."""
+"""kidsql.experiments.report: numbers against hand-computed values, tables, PNG plots."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import pytest
 
 from kidsql.errors import KidsqlError
-from kidsql.report import (average_score, fmt_mean_std, markdown_table, mean_curve, mean_std, plot_learning_curves,
-                           plot_score_vs_latency, read_json, relative, write_json)
+from kidsql.experiments.curves import mean_curve
+from kidsql.experiments.report import (average_score, fmt_mean_std, markdown_table, mean_std, plot_learning_curves,
+                                       plot_score_vs_latency, relative)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -55,15 +56,6 @@ def test_markdown_table_shape():
     assert lines[3] == "| y | 3 | 4 |"
     with pytest.raises(KidsqlError):
         markdown_table(["a"], [["x", "y"]])
-
-
-def test_write_json_is_atomic_and_roundtrips(tmp_path):
-    path = write_json(tmp_path / "sub" / "r.json", {"x": [1, 2], "p": tmp_path})
-    assert read_json(path) == {"x": [1, 2], "p": str(tmp_path)}
-    assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temp file left behind
-    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
-    with pytest.raises(KidsqlError, match="bad.json"):
-        read_json(tmp_path / "bad.json")
 
 
 def test_mean_curve_over_common_steps():

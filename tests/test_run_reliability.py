@@ -102,7 +102,7 @@ def test_predict_values_are_checked_before_loading(option, value, tmp_path, caps
 
 
 def test_config_dataclasses_check_themselves_wherever_they_are_built() -> None:
-    from kidsql.bench import BenchConfig
+    from kidsql.experiments.bench import BenchConfig
     from kidsql.distill.config import DistillConfig
     from kidsql.errors import KidsqlError
 
@@ -427,7 +427,7 @@ def test_a_failing_bench_child_prints_one_line_not_a_traceback(bench, saved_mode
     bench's own error says which run failed."""
     import shutil
 
-    from kidsql.bench import BenchConfig, Variant, _isolated_run
+    from kidsql.experiments.bench import BenchConfig, Variant, _isolated_run
     from kidsql.errors import KidsqlError
 
     broken = tmp_path / "student"

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from kidsql.errors import KidsqlError
-from kidsql.pipeline import RunConfig
-from kidsql.shipped_teacher import (BUILD_COMMAND, CHECK_EXAMPLES, SHIPPED_DIR, WEIGHTS, read_card, setup_of,
-                                    sha256_of, shipped_teacher_for, verified)
+from kidsql.experiments.config import RunConfig
+from kidsql.files import file_sha256
+from kidsql.experiments.shipped_teacher import (BUILD_COMMAND, CHECK_EXAMPLES, SHIPPED_DIR, WEIGHTS, read_card, setup_of,
+                                    shipped_teacher_for, verified)
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +24,14 @@ def card() -> dict:
 
 def test_card_matches_the_current_benchmark_and_demo_setup(card) -> None:
     """Fails when the benchmark's format version or the demo's teacher setup changes: rebuild the teacher."""
-    from kidsql.commands.demo import DemoConfig
+    from kidsql.experiments.demo import DemoConfig
 
     assert card["setup"] == setup_of(DemoConfig()), f"stale shipped teacher: run `{BUILD_COMMAND}` and commit it"
     assert card["training_command"] == BUILD_COMMAND
 
 
 def test_weights_match_the_checksum_and_a_damaged_copy_is_refused(card, tmp_path) -> None:
-    assert sha256_of(SHIPPED_DIR / WEIGHTS) == card["sha256"]
+    assert file_sha256(SHIPPED_DIR / WEIGHTS) == card["sha256"]
     assert verified() == SHIPPED_DIR
     copy = tmp_path / "teacher"
     shutil.copytree(SHIPPED_DIR, copy)
@@ -54,14 +55,14 @@ def test_used_only_for_the_setup_it_was_trained_with(card) -> None:
 def test_loads_and_scores_what_its_card_says_on_the_first_dev_examples(card, isolated_cache) -> None:
     """The embedded benchmark generated afresh (byte-identical for its seed), the teacher loaded from the package,
     greedy SQL for the first CHECK_EXAMPLES dev questions, scored by execution: the card's numbers."""
-    from kidsql import pipeline as P
+    from kidsql.experiments import steps
 
     cfg = RunConfig()
-    bench = P.resolve_benchmark(cfg)
-    preds = P.predict(SHIPPED_DIR, bench, "dev", CHECK_EXAMPLES, max_new_tokens=cfg.max_new_tokens,
+    bench = steps.resolve_benchmark(cfg)
+    preds = steps.predict(SHIPPED_DIR, bench, "dev", CHECK_EXAMPLES, max_new_tokens=cfg.max_new_tokens,
                       batch_size=cfg.gen_batch_size)
-    got = P.summary_metrics(P.score(bench, "dev", preds, limit=CHECK_EXAMPLES, workers=1, show_progress=False))
+    got = steps.summary_metrics(steps.score(bench, "dev", preds, limit=CHECK_EXAMPLES, workers=1, show_progress=False))
     want = card["dev_scores_first_n"][str(CHECK_EXAMPLES)]
     assert got == pytest.approx(want)
-    assert want["ex"] >= 60  # the demo's teacher is worth distilling from (issue 5: >= 60 % dev EX)
-    assert Path(P.resolve_teacher(bench, cfg)) == SHIPPED_DIR
+    assert want["ex"] >= 60  # the demo's teacher is worth distilling from (>= 60 % dev EX)
+    assert Path(steps.resolve_teacher(bench, cfg)) == SHIPPED_DIR

@@ -109,10 +109,10 @@ def test_cache_holds_the_live_teachers_top_k_and_is_read_back_without_a_forward(
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.config import load_config
     from kidsql.distill.teacher_cache import cached_teacher_topk
-    from kidsql.distill.trainer import build_split_prompts
+    from kidsql.distill.trainer import training_prompts
 
     tok = load_bench_tokenizer(bench)
-    prompts, sqls = build_split_prompts(load_config(None, data=str(bench), student="x"), tok)
+    prompts, sqls = training_prompts(load_config(None, data=str(bench), student="x"), tok)
     features = encode_examples(tok, prompts, sqls)
     teacher = tiny_llama(tok, seed=1)
     vocab = len(tok)

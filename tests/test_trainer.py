@@ -28,11 +28,11 @@ def _trainer(bench: Path, tmp_path: Path, method):  # noqa: ANN001, ANN202
     """A DistillTrainer on two different random micro Llamas (teacher seed 1, student seed 2)."""
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.config import load_config
-    from kidsql.distill.trainer import DistillTrainer, build_split_prompts, mask_token_id, training_arguments
+    from kidsql.distill.trainer import DistillTrainer, training_prompts, mask_token_id, training_arguments
 
     tok = load_bench_tokenizer(bench)
     config = load_config(None, method=method.name, student="x", data=str(bench), output_dir=str(tmp_path / "out"))
-    prompts, sqls = build_split_prompts(config, tok)
+    prompts, sqls = training_prompts(config, tok)
     return DistillTrainer(
         model=tiny_llama(tok, seed=2), args=training_arguments(config), train_dataset=encode_examples(tok, prompts, sqls),
         data_collator=SqlCollator(tok.pad_token_id), processing_class=tok, method=method,
@@ -198,19 +198,19 @@ def test_training_prompts_are_cached_per_data_options_and_tokenizer(bench, tmp_p
     """The second build reads the cache (the prompt builder is not called); another budget is another entry."""
     import kidsql.prompts
     from kidsql.distill.config import load_config
-    from kidsql.distill.trainer import build_split_prompts
+    from kidsql.distill.trainer import training_prompts
 
     monkeypatch.setenv("KIDSQL_CACHE", str(tmp_path / "cache"))
     tok = load_bench_tokenizer(bench)
     config = load_config(None, method="sft", student="x", data=str(bench), output_dir=str(tmp_path / "out"))
-    first = build_split_prompts(config, tok)
+    first = training_prompts(config, tok)
     assert len(list((tmp_path / "cache" / "prompts").glob("*.json"))) == 1
 
     def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("prompts were rebuilt instead of read from the cache")
 
     monkeypatch.setattr(kidsql.prompts, "build_prompts", refuse)
-    assert build_split_prompts(config, tok) == first
+    assert training_prompts(config, tok) == first
     smaller = dataclasses.replace(config, max_prompt_tokens=40)
     with pytest.raises(AssertionError, match="rebuilt"):
-        build_split_prompts(smaller, tok)
+        training_prompts(smaller, tok)

@@ -11,12 +11,18 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+from dataclasses import field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from kidsql.errors import KidsqlError
 
 T = TypeVar("T")
+
+
+def config_field(text: str, default: Any = None) -> Any:
+    """A dataclass field with its --help text (HfArgumentParser reads `metadata["help"]`)."""
+    return field(default=default, metadata={"help": text})
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:

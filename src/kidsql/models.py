@@ -13,7 +13,6 @@ Padding side is never mutated behind the caller's back: `load_tokenizer` sets th
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
+from kidsql.files import hex_digest
 
 if TYPE_CHECKING:  # heavy imports stay lazy so `kidsql --help` is fast
     import torch
@@ -321,8 +321,8 @@ PAD_MULTIPLE = 8
 
 def vocab_fingerprint(tokenizer: Any) -> dict[str, Any]:
     """Size, a hash of every (token, id) pair and the bos/eos/unk ids: what a model's embedding rows mean."""
-    pairs = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode("utf-8")
-    return {"tokens": len(tokenizer), "sha256": hashlib.sha256(pairs).hexdigest(),
+    pairs = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+    return {"tokens": len(tokenizer), "sha256": hex_digest(pairs),
             "special": {k: getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "unk")}}
 
 
@@ -469,8 +469,7 @@ def keep_layers(model_dir: Path | str, out_dir: Path | str, num_layers: int) -> 
     kept), its embeddings, final norm and output layer: DistilBERT's student initialisation (Sanh et al., 2019).
 
     Why: the paper's students are pretrained LMs, not random networks. On a CPU there is no time to pretrain a
-    student, and a randomly initialised one learns nothing in a demo's budget (0 % EX after 300 steps in every
-    method), so the demo and bench start every student from the same layer-subset of the trained teacher: a
+    student, and a randomly initialised one learns nothing in a demo's budget (docs/results/), so the demo and bench start every student from the same layer-subset of the trained teacher: a
     shared, weaker starting point from which the methods differ only in what they distil. Works for models that
     keep their decoder layers in `model.model.layers` (Llama, Qwen, Mistral, ...).
     """

@@ -1,4 +1,4 @@
-"""`kidsql bench`: every method over several seeds and the robustness splits; see `kidsql.bench`.
+"""`kidsql bench`: every method over several seeds and the robustness splits; see `kidsql.experiments.bench`.
 
 Every `BenchConfig` field is an option (`--masking-only`, `--alphas 0.1,0.2`, ...) and may be set in a YAML file
 given with `--config`; the command line wins. Re-running the same command skips finished runs and resumes an
@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kidsql.bench import BenchConfig
 from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
+from kidsql.experiments.bench import BenchConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kidsql.bench import run_bench
+    from kidsql.experiments.bench import run_bench
 
     cfg = load_dataclass(BenchConfig, getattr(args, "config", None), **given_fields(args, BenchConfig))
     outcome = run_bench(cfg)

@@ -1,8 +1,5 @@
-"""`kidsql predict`: a trained model writes SQL for a benchmark split, one query per line (Spider's format).
-
-Line i is example i's prediction, so any evaluator can pair lines with gold by position: newlines inside a
-prediction become spaces, and an empty prediction is written as `SELECT` (it fails to execute, as an empty one
-would) because Spider's official evaluator skips blank lines and would shift every later prediction.
+"""`kidsql predict`: a trained model writes SQL for a benchmark split, one query per line (Spider's format,
+`kidsql.data.predictions.write_predictions`).
 
 Prompts and generation are `kidsql.predict.predict_examples`, the function the demo and the bench use too: the
 model's saved training prompt options, or the defaults with a budget of its context minus `--max-new-tokens`.
@@ -14,10 +11,9 @@ import argparse
 import time
 from pathlib import Path
 
+from kidsql.data.predictions import EMPTY_PLACEHOLDER, write_predictions
 from kidsql.errors import KidsqlError
 from kidsql.guided import add_guided_arguments, guided_from_args
-
-EMPTY_PLACEHOLDER = "SELECT"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,11 +55,9 @@ def run(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, dtype=args.dtype, guided=guided)
     seconds = time.perf_counter() - start
 
-    lines = [" ".join(s.split()) or EMPTY_PLACEHOLDER for s in sqls]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_predictions(out, sqls)
     empty = sum(not s.strip() for s in sqls)
     note = f"; {empty} empty written as {EMPTY_PLACEHOLDER!r}" if empty else ""
-    print(f"wrote {len(lines)} predictions for {bench.name} to {out} in {seconds:.1f}s{note}")
+    print(f"wrote {len(sqls)} predictions for {bench.name} to {out} in {seconds:.1f}s{note}")
     return 0
 

@@ -13,12 +13,9 @@ Normalisation is NFKC + casefold + splitting on non-word characters (Unicode-awa
 
 from __future__ import annotations
 
-import hashlib
-import os
 import pickle
 import re
 import sqlite3
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,7 @@ from tqdm import tqdm
 
 from kidsql.data.sqlite_schema import connect_readonly, quote_ident
 from kidsql.errors import KidsqlError
+from kidsql.files import hex_digest, write_atomic
 from kidsql.paths import cache_dir
 
 INDEX_VERSION = 1
@@ -156,7 +154,7 @@ def _cache_key(db_path: Path) -> str:
         f"{INDEX_VERSION}|{db_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{counter}|"
         f"{MAX_VALUE_CHARS}|{MAX_VALUES_PER_COLUMN}|{SAMPLE_CAP}|{SAMPLE_CHARS}|{MIN_VALUE_CHARS}"
     )
-    return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:20]
+    return hex_digest(raw, 20, algorithm="sha1")  # sha1: the names of the indexes already cached on disk
 
 
 def cache_path(db_path: Path) -> Path:
@@ -186,12 +184,8 @@ def load_value_index(db_path: Path, *, use_cache: bool = True) -> ValueIndex:
             index = None  # a corrupt cache file is rebuilt, not fatal
     if index is None:
         index = build_value_index(db_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # write-then-rename: parallel workers never read a half-written file
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, target)
+        # atomic: parallel workers never read a half-written file
+        write_atomic(target, lambda fh: pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL))
     _MEMORY[key] = index
     return index
 

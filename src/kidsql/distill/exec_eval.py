@@ -35,10 +35,10 @@ class ExecutionEval(TrainerCallback):
         import dataclasses
 
         from kidsql.data.load import load_benchmark
-        from kidsql.distill.trainer import build_split_prompts
+        from kidsql.distill.trainer import training_prompts
 
         split_config = dataclasses.replace(config, split=config.exec_eval_split, limit=config.exec_eval_limit)
-        prompts, _ = build_split_prompts(split_config, tokenizer)
+        prompts, _ = training_prompts(split_config, tokenizer)
         bench = load_benchmark(Path(config.data), config.exec_eval_split, kind=config.data_kind,
                                use_evidence=config.use_evidence)
         return cls(prompts, bench.examples[: config.exec_eval_limit], bench, tokenizer, every=config.exec_eval_steps,

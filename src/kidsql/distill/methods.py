@@ -19,8 +19,8 @@ Named configurations and how they read the papers:
 * fkd/rkd  gold, FKL / RKL + MLE 1 (word-level KD).
 * fdistill teacher-generated and student-generated sequences (half of the batches each), TVD, no MLE
            (f-distill trains on model samples only; it has no gold term).
-* imitkd   gold mixed with student samples (half of the batches each, a fixed mix instead of ImitKD's
-           annealed schedule), FKL + MLE 1.
+* imitkd   gold mixed with student samples, the student's share of the batches annealed linearly from 0 to 1
+           over the run (ImitKD's schedule), FKL + MLE 1.
 * gkd      on-policy student samples on lambda = 0.5 of the batches, else gold; JSD(beta = 0.5) + MLE 1 on the
            gold batches. Variants gkd-fkl, gkd-rkl, gkd-jsd.
 * kid      imperfect gold (alpha 0.2, random, argmax rewrite, BOS as mask token), RKL over all SQL positions,

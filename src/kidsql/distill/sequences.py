@@ -8,7 +8,6 @@ Logit alignment, used throughout: the distribution over token t is read from the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -349,8 +348,10 @@ def teacher_generated_sql(
     """
     from dataclasses import asdict
 
-    key_src = json.dumps({"teacher": fingerprint, "prompts": prompts, "gen": asdict(gen)}, sort_keys=True)
-    path = Path(cache_dir) / "teacher_sequences" / f"{hashlib.sha256(key_src.encode()).hexdigest()[:24]}.json"
+    from kidsql.files import cache_key, write_atomic
+
+    key = cache_key({"teacher": fingerprint, "prompts": prompts, "gen": asdict(gen)}, 24)
+    path = Path(cache_dir) / "teacher_sequences" / f"{key}.json"
     if path.is_file():
         cached = json.loads(path.read_text(encoding="utf-8"))
         if len(cached) == len(prompts):
@@ -361,8 +362,5 @@ def teacher_generated_sql(
         teacher, tokenizer, prompts, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
         do_sample=gen.do_sample, temperature=gen.temperature, top_p=gen.top_p,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sqls, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(sqls, ensure_ascii=False))
     return sqls

@@ -88,9 +88,8 @@ class DatabaseGroupedSampler(torch.utils.data.Sampler[int]):
     """Indices in blocks of `block` examples of one group (a database), so each block shares its schema prefix.
 
     A batch of B examples is B / block consecutive blocks, usually of different databases: one database per
-    batch (block = B) shares the most but made a tiny teacher learn much slower than mixed batches (training
-    loss 1.27 vs 0.68 after 200 steps, runs c3 and c5 in docs/results/cpu-teacher-experiments.md), so the
-    trainer uses blocks of 4. Each epoch: shuffle within each group, cut it into blocks (the last one topped up with the group's
+    batch (block = B) shares the most but makes a tiny teacher learn much slower than mixed batches
+    (docs/results/cpu-teacher-experiments.md), so the trainer uses blocks of 4. Each epoch: shuffle within each group, cut it into blocks (the last one topped up with the group's
     first examples of this epoch, so a block never mixes databases), then shuffle the blocks. Deterministic for
     (seed, epoch); `set_epoch` is called by the Trainer/Accelerate between epochs.
     """

@@ -20,9 +20,8 @@ float32 teacher, where live forwards would run it under bf16 autocast.
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import Tensor
 
 from kidsql.distill.divergences import teacher_topk
 from kidsql.errors import KidsqlError
+from kidsql.files import hex_digest, write_atomic
 
 CACHE_VERSION = 1
 
@@ -73,12 +73,10 @@ class TeacherTopK:
 def cache_key(*, fingerprint: str, features: Sequence[dict[str, list[int]]], k: int, temperature: float,
               vocab_size: int) -> str:
     """The file name's hash: teacher, features (data, prompts, tokenizer, budgets), k, temperature, vocabulary."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"v": CACHE_VERSION, "teacher": fingerprint, "k": k, "temperature": float(temperature),
-                         "vocab": vocab_size, "n": len(features)}, sort_keys=True).encode())
-    for f in features:
-        h.update(json.dumps([f["input_ids"], f["sql_mask"]], separators=(",", ":")).encode())
-    return h.hexdigest()[:24]
+    head = json.dumps({"v": CACHE_VERSION, "teacher": fingerprint, "k": k, "temperature": float(temperature),
+                       "vocab": vocab_size, "n": len(features)}, sort_keys=True)
+    rows = (json.dumps([f["input_ids"], f["sql_mask"]], separators=(",", ":")) for f in features)
+    return hex_digest(itertools.chain([head], rows), 24)
 
 
 @torch.no_grad()
@@ -113,12 +111,8 @@ def compute_teacher_topk(teacher: Any, features: Sequence[dict[str, list[int]]],
 
 def save_teacher_topk(cache: TeacherTopK, path: Path) -> Path:
     """Write atomically (temp file + rename): a killed run never leaves half a cache."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"version": CACHE_VERSION, "ids": cache.ids, "log_probs": cache.log_probs, "offsets": cache.offsets}, tmp)
-    os.replace(tmp, path)
-    return path
+    data = {"version": CACHE_VERSION, "ids": cache.ids, "log_probs": cache.log_probs, "offsets": cache.offsets}
+    return write_atomic(path, lambda fh: torch.save(data, fh))
 
 
 def load_teacher_topk(path: Path) -> TeacherTopK | None:

@@ -50,6 +50,7 @@ from kidsql.distill.sequences import (PromptPrefix, align_sql, has_dropout, impe
 from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.distributed import check_launch, unwrap_model_for_generation
 from kidsql.errors import KidsqlError
+from kidsql.files import write_atomic, write_json
 from kidsql.memory import peak_memory, reset_peak_memory
 from kidsql.prompts import PromptStats
 from kidsql.run_folder import Plan, clear_run, locked, plan_run
@@ -475,7 +476,7 @@ def build_trainer(
     config = fit_lengths(config, [m for m in (student, teacher) if m is not None], resolved)
 
     stats = PromptStats()
-    prompts, sqls, groups = build_split_prompts(config, tokenizer, with_groups=True, keep_gold=True, stats=stats)
+    prompts, sqls, groups = training_prompts(config, tokenizer, with_groups=True, keep_gold=True, stats=stats)
     resolved["prompts"] = {"total": stats.total, "shortened": stats.shortened, "over_budget": stats.over_budget,
                            "max_prompt_tokens": config.max_prompt_tokens}
     state = PartialState()
@@ -598,8 +599,6 @@ def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
     reset_peak_memory()  # this run's own peak, even when one process trains several models (bench)
     out = Path(config.output_dir)
     if trainer.is_world_process_zero():
-        from kidsql.report import write_json
-
         write_json(out / "run_config.json", {"config": asdict(trainer.run_config), "resolved": trainer.resolved})
     trainer.train(resume_from_checkpoint=plan.checkpoint)
     model_dir = out / "final" if config.save_final else None
@@ -609,7 +608,7 @@ def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
 
         trainer.save_model(str(model_dir))
         if trainer.is_world_process_zero():
-            save_prompt_options(prompt_options(trainer.run_config, trainer.processing_class), model_dir)
+            save_prompt_options(training_prompt_options(trainer.run_config, trainer.processing_class), model_dir)
             write_vocab_stamp(model_dir, trainer.processing_class)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     peak, kind = peak_memory()
@@ -621,8 +620,7 @@ def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
         num_processes=world, log_history=list(trainer.state.log_history),
     )
     if trainer.is_world_process_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_result.json").write_text(result.to_json(), encoding="utf-8")
+        write_atomic(out / "train_result.json", result.to_json())
     return result
 
 
@@ -647,68 +645,18 @@ def _tokenizer_spec(config: DistillConfig) -> str:
     raise KidsqlError(f"no tokenizer for {config.student}: pass --tokenizer DIR (or put one in {bench_tok})")
 
 
-def prompt_options(config: DistillConfig, tokenizer: Any) -> Any:
-    """The PromptOptions a run trains with; saved beside the model so evaluation builds the same prompts."""
-    from kidsql.prompts import PromptOptions, token_counter
+def training_prompt_options(config: DistillConfig, tokenizer: Any) -> Any:
+    """The PromptOptions a run trains with (`kidsql.split_prompts.prompt_options` of the config's fields)."""
+    from kidsql.split_prompts import prompt_options
 
-    return PromptOptions(num_sample_values=config.num_sample_values, with_values=config.num_sample_values > 0,
-                         with_matched_values=config.matched_values, max_prompt_tokens=config.max_prompt_tokens,
-                         count_tokens=token_counter(tokenizer))
-
-
-def build_split_prompts(config: DistillConfig, tokenizer: Any, *, with_groups: bool = False, keep_gold: bool = False,
-                        stats: PromptStats | None = None) -> tuple[list[str], ...]:
-    """Prompts (fitted to the real tokenizer's budget) and gold SQL of `config.split` of `config.data` (and, with
-    `with_groups`, each example's database: the batching key of the shared schema prefix). `keep_gold` (training):
-    the budget never drops what the gold SQL uses; `stats` counts the shortened prompts (cached with them)."""
-    from kidsql.data.load import load_benchmark
-    from kidsql.prompts import build_prompts
-    from kidsql.report import write_text_atomic
-
-    bench = load_benchmark(Path(config.data), config.split, kind=config.data_kind, use_evidence=config.use_evidence)
-    examples = bench.examples[: config.limit] if config.limit else bench.examples
-    if not examples:
-        raise KidsqlError(f"{config.data}: split {config.split!r} has no examples; pick another --split")
-    options = prompt_options(config, tokenizer)
-    cached = _prompt_cache_file(config, tokenizer, options, keep_gold)
-    entry = _read_prompts(cached, len(examples))
-    if entry is None:
-        built = PromptStats()
-        prompts = build_prompts(bench, examples, options, keep_gold=keep_gold, stats=built)
-        entry = {"prompts": prompts, "stats": asdict(built)}
-        write_text_atomic(cached, json.dumps(entry))  # atomic: a killed run leaves no half-written cache
-    prompts = entry["prompts"]
-    if stats is not None:
-        for name, value in entry["stats"].items():
-            setattr(stats, name, value)
-    sqls = [e.sql for e in examples]
-    return (prompts, sqls, [e.db_id for e in examples]) if with_groups else (prompts, sqls)
+    return prompt_options(tokenizer, max_prompt_tokens=config.max_prompt_tokens,
+                          num_sample_values=config.num_sample_values, matched_values=config.matched_values)
 
 
-def _prompt_cache_file(config: DistillConfig, tokenizer: Any, options: Any, keep_gold: bool = False) -> Path:
-    """Where the training prompts of this (data files, split, prompt options, tokenizer) are cached: fitting
-    thousands of prompts to a token budget takes ~10 s, and a demo or bench trains many models on the same ones."""
-    import hashlib
+def training_prompts(config: DistillConfig, tokenizer: Any, **kwargs: Any) -> tuple[list[str], ...]:
+    """Prompts and gold SQL of `config.split` of `config.data`, as the run trains on them
+    (`kidsql.split_prompts.build_split_prompts` with the config's fields; `kwargs`: with_groups, keep_gold, stats)."""
+    from kidsql.split_prompts import build_split_prompts
 
-    from kidsql.paths import cache_dir
-
-    data = Path(config.data).resolve()
-    files = [p for p in data.iterdir() if p.is_file()] if data.is_dir() else [data]
-    stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    db_dir = data / "database"
-    ident = {"data": str(data), "files": stats, "db_mtime": db_dir.stat().st_mtime_ns if db_dir.is_dir() else None,
-             "split": config.split, "keep_gold": keep_gold, "kind": config.data_kind, "evidence": config.use_evidence, "limit": config.limit,
-             "options": {f.name: getattr(options, f.name) for f in fields(options) if f.name != "count_tokens"},
-             "vocab": hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest(),
-             "tokenizer": type(tokenizer).__name__}
-    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:20]
-    return cache_dir() / "prompts" / f"{key}.json"
-
-
-def _read_prompts(path: Path, n: int) -> dict[str, Any] | None:
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(entry, dict) and isinstance(entry.get("prompts"), list) and len(entry["prompts"]) == n
-    return entry if ok and isinstance(entry.get("stats"), dict) else None
+    return build_split_prompts(config.data, config.split, tokenizer, training_prompt_options(config, tokenizer),
+                               limit=config.limit, kind=config.data_kind, use_evidence=config.use_evidence, **kwargs)

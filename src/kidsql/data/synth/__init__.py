@@ -17,7 +17,7 @@ from .content import make_rows, write_sqlite
 from .domains import DEV_DOMAINS, DOMAINS
 from .examples import Checker, DrawOptions, build_split, make_variant, mix_variants
 from .renames import renderings
-from .writer import dump_json, record, serialize_schema, tables_entry, to_schema
+from .writer import dump_json, record, tables_entry
 
 
 @dataclass(frozen=True)
@@ -105,33 +105,24 @@ def generate_benchmark(out: Path, *, seed: int = 0, size: str = "small", vocab_s
 
     from kidsql.data.tokenizer import train_tokenizer
 
-    train_tokenizer(_tokenizer_corpus(out, train, by_id), out / "tokenizer", vocab_size=vocab_size)
+    train_tokenizer(_tokenizer_corpus(out, train), out / "tokenizer", vocab_size=vocab_size)
     return out
 
 
-def _tokenizer_corpus(out: Path, train, by_id) -> list[str]:
-    """Train prompts (through `kidsql.prompts` when it exists) and SQL, so tokens fit what the model sees."""
+def _tokenizer_corpus(out: Path, train) -> list[str]:
+    """Train prompts and SQL, so tokens fit what the model sees. The schemas are the loader's own reading of
+    tables.json, so the corpus is exactly what the trainer will prompt with."""
+    from kidsql.data.spider import load_tables
     from kidsql.data.types import Example
+    from kidsql.prompts import build_prompt
 
-    try:  # the loader's own reading of tables.json, so the corpus is exactly what the trainer will prompt with
-        from kidsql.data.spider import load_tables
-
-        schemas = load_tables(out / "tables.json")
-    except ImportError:
-        schemas = {db_id: to_schema(dom) for db_id, dom in by_id.items()}
-    try:
-        from kidsql.prompts import build_prompt
-    except ImportError:
-        build_prompt = None
+    schemas = load_tables(out / "tables.json")
     texts: list[str] = []
     for i, ex in enumerate(train):
         if i < TOKENIZER_PROMPTS:
             example = Example(ex.db_id, ex.question, ex.sql, id=f"train-{i}")
-            if build_prompt is not None:
-                db = out / "database" / ex.db_id / f"{ex.db_id}.sqlite"
-                texts.append(build_prompt(example, schemas[ex.db_id], db))
-            else:
-                texts.append(serialize_schema(schemas[ex.db_id]) + "\n" + ex.question)
+            db = out / "database" / ex.db_id / f"{ex.db_id}.sqlite"
+            texts.append(build_prompt(example, schemas[ex.db_id], db))
         texts.append(ex.sql)
     return texts
 

@@ -1,12 +1,10 @@
-"""Spider-layout files: `tables.json`, the split JSON files, and a schema serialisation for the tokenizer."""
+"""Spider-layout files: `tables.json` and the split JSON files."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-
-from kidsql.data.types import Column, ForeignKey, Schema, Table
 
 from .domains import DomainDef
 from .examples import Drawn
@@ -39,28 +37,6 @@ def tables_entry(dom: DomainDef) -> dict:
         "primary_keys": pks,
         "foreign_keys": fks,
     }
-
-
-def to_schema(dom: DomainDef) -> Schema:
-    """The shared `Schema` type, as the Spider loader would build it from `tables.json`."""
-    tables = [
-        Table(t.name, [Column(t.name, c.name, c.spider_type, c.kind == "id", natural=c.natural) for c in t.columns],
-              natural=t.natural)
-        for t in dom.tables
-    ]
-    fks = [ForeignKey(t.name, c.name, p.name, p.pk.name) for t, c, p in dom.fks()]
-    return Schema(dom.db_id, tables, fks)
-
-
-def serialize_schema(schema: Schema) -> str:
-    """CodeS-like text, used for the tokenizer corpus only when `kidsql.prompts` is not available."""
-    lines = []
-    for t in schema.tables:
-        cols = " , ".join(f"{t.name}.{c.name} ( {c.type}{' | primary key' if c.primary_key else ''} )" for c in t.columns)
-        lines.append(f"table {t.name} , columns = [ {cols} ]")
-    lines.append("foreign keys :")
-    lines += [f"{fk.table}.{fk.column} = {fk.ref_table}.{fk.ref_column}" for fk in schema.foreign_keys]
-    return "\n".join(lines)
 
 
 _TOK = re.compile(r"\w+|[^\w\s]")

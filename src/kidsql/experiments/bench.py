@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kidsql.config import config_field
 from kidsql.errors import KidsqlError
-from kidsql.pipeline import RunConfig, config_field, teacher_origin
+from kidsql.experiments import steps
+from kidsql.experiments.config import RunConfig, parse_methods, student_budget
+from kidsql.experiments.steps import teacher_origin
 
 DEFAULT_METHODS = "sft,fkd,rkd,seqkd,fdistill,imitkd,gkd-rkl,kid"
 DEFAULT_SPLITS = "dev,dev_syn,dev_realistic,dev_dk"
@@ -109,7 +112,6 @@ def _options(text: str) -> list[tuple[str, Any, str]]:
 def variants(cfg: BenchConfig) -> list[Variant]:
     """The methods, then the ablation variants; a variant identical to an earlier one is dropped (e.g. alpha 0.2
     is plain KID). Every override is validated here, before any training."""
-    from kidsql.commands.demo import parse_methods
     from kidsql.distill.methods import get_method
 
     out = [Variant(m, m) for m in parse_methods(cfg.methods)]
@@ -172,7 +174,6 @@ def run_bench(cfg: BenchConfig) -> BenchOutcome:
 
 
 def _run_bench(cfg: BenchConfig) -> BenchOutcome:
-    from kidsql import pipeline as P
     from kidsql.models import load_tokenizer
 
     out = Path(cfg.out)
@@ -181,28 +182,28 @@ def _run_bench(cfg: BenchConfig) -> BenchOutcome:
     todo = [(v, s) for v in variants(cfg) for s in seeds_of(cfg)]  # every variant validated before any write
     check_same_setup(cfg)
     pending = [(v, s) for v, s in todo if not _result_path(out, v.name, s).is_file()]
-    stages = P.Stages(3 + len(pending) + (1 if cfg.student_warmup_steps else 0))
+    stages = steps.Stages(3 + len(pending) + (1 if cfg.student_warmup_steps else 0))
     stages("embedded benchmark" if not cfg.data else f"benchmark {cfg.data}")
-    bench = P.resolve_benchmark(cfg)
+    bench = steps.resolve_benchmark(cfg)
     splits = splits_of(cfg, bench)
     stages(f"teacher ({cfg.teacher}, sft) and its scores")
-    teacher_dir = P.resolve_teacher(bench, cfg)
+    teacher_dir = steps.resolve_teacher(bench, cfg)
     teacher_file = out / "runs" / "teacher" / "result.json"
     if not teacher_file.is_file():
-        from kidsql.report import write_json
+        from kidsql.files import write_json
 
         write_json(teacher_file, {"variant": "teacher", "spec": cfg.teacher, "model_dir": str(teacher_dir),
                                   "eval_limit": cfg.eval_limit, "splits": {}})
     teacher = _complete_scores(cfg, bench, splits, teacher_file)
-    student = P.resolve_student(cfg.student, teacher_dir)
+    student = steps.resolve_student(cfg.student, teacher_dir)
     if cfg.student_warmup_steps:
-        from kidsql.warmup import warm_student
+        from kidsql.experiments.warmup import warm_student
 
         stages(f"student warm-up ({cfg.student_warmup_steps} SFT steps, shared by every run)")
-        student = warm_student(bench, student, P.student_budget(cfg), cfg.student_warmup_steps, seed=cfg.seed)
+        student = warm_student(bench, student, student_budget(cfg), cfg.student_warmup_steps, seed=cfg.seed)
 
     outcome = BenchOutcome(data={})
-    tokenizer = load_tokenizer(P.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
+    tokenizer = load_tokenizer(steps.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
     for variant, seed in todo:
         if _result_path(out, variant.name, seed).is_file():
             outcome.skipped += 1
@@ -230,11 +231,11 @@ def check_same_setup(cfg: BenchConfig) -> None:
     """Refuse to resume into a folder whose results were made under another setup (teacher, student, budget,
     benchmark, ...): the report would average runs that are not comparable. The setup is written on first use."""
     from kidsql.data.synth import FORMAT_VERSION
-    from kidsql.report import write_json
+    from kidsql.files import write_json
 
     setup = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _SELECTION_FIELDS}
     setup["embedded_benchmark_version"] = FORMAT_VERSION if not cfg.data else None
-    if not setup.get("teacher_cache_topk"):  # off: the setup of folders made before the option existed
+    if not setup.get("teacher_cache_topk"):  # off: recorded as absent, so folders without the field still match
         setup.pop("teacher_cache_topk", None)
     path = Path(cfg.out) / "bench_setup.json"
     if path.is_file():
@@ -251,9 +252,8 @@ def check_same_setup(cfg: BenchConfig) -> None:
 
 def split_sizes(bench: Path, splits: list[str], limit: int | None) -> dict[str, int]:
     """How many examples each split's scores rest on (a 4-example split moves 25 points per example)."""
-    from kidsql import pipeline as P
 
-    return {s: len(P.split_examples(bench, s, limit)[0]) for s in splits}
+    return {s: len(steps.split_examples(bench, s, limit)[0]) for s in splits}
 
 
 def _result_path(out: Path, name: str, seed: int) -> Path:
@@ -263,12 +263,12 @@ def _result_path(out: Path, name: str, seed: int) -> Path:
 def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_file: Path) -> dict[str, Any]:
     """A result.json with scores for every split of this bench: splits it lacks (a new --splits) or scored with
     another --eval_limit are (re-)evaluated from the saved model, without retraining."""
-    from kidsql.report import read_json, write_json
+    from kidsql.files import read_json, write_json
 
     result = read_json(result_file)
     if result.get("eval_limit") != cfg.eval_limit:
         result["splits"], result["eval_limit"] = {}, cfg.eval_limit
-    # a split without per-example verdicts (scored before the paired statistics) is scored again from the model
+    # a split without per-example verdicts (which the paired statistics need) is scored again from the model
     missing = [s for s in splits if "ex_per_example" not in result["splits"].get(s, {})]
     if missing:
         result["splits"].update(_evaluate_model(cfg, bench, Path(result["model_dir"]), missing, result_file.parent))
@@ -278,22 +278,21 @@ def _complete_scores(cfg: BenchConfig, bench: Path, splits: list[str], result_fi
 
 def _evaluate_model(cfg: BenchConfig, bench: Path, model_dir: Path, splits: list[str], run_dir: Path) -> dict:
     """{split: {"ex", "ts", "em", "scored", "predictions"}}; predictions saved as preds_<split>.json."""
-    from kidsql import pipeline as P
     from kidsql.predict import load_for_inference
-    from kidsql.report import write_json
+    from kidsql.files import write_json
 
     model, tokenizer = load_for_inference(model_dir)
     guided = _guided(cfg)
     metrics = {}
     for split in splits:
-        preds = P.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
+        preds = steps.predict(model_dir, bench, split, cfg.eval_limit, max_new_tokens=cfg.max_new_tokens,
                           batch_size=cfg.gen_batch_size, use_evidence=cfg.use_evidence,
                           model=model, tokenizer=tokenizer, guided=guided)
         pred_file = write_json(run_dir / f"preds_{split}.json", preds)
-        report = P.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers,
+        report = steps.score(bench, split, preds, limit=cfg.eval_limit, workers=cfg.eval_workers,
                          use_evidence=cfg.use_evidence)
-        metrics[split] = {**P.summary_metrics(report), "predictions": str(pred_file),
-                          "ex_per_example": P.ex_per_example(report)}
+        metrics[split] = {**steps.summary_metrics(report), "predictions": str(pred_file),
+                          "ex_per_example": steps.ex_per_example(report)}
     return metrics
 
 
@@ -307,8 +306,8 @@ def _guided(cfg: BenchConfig) -> Any:
 def _isolated_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
                   seed: int) -> None:
     """`_one_run` in a fresh (spawned) process. In one long process the resident memory only grows (the
-    allocator keeps what earlier runs freed), so a run's peak RSS was the high-water mark of every run before it:
-    1.1 GB for the first method of a seed, 2.5 GB for the eighth, whatever the method (bench of 2026-11-24)."""
+    allocator keeps what earlier runs freed), so a run's peak RSS would be the high-water mark of every run before
+    it, whatever the method; in its own process it is the run's own."""
     import multiprocessing
     import os
 
@@ -327,13 +326,12 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
     """The spawned run: dies with the bench (`kidsql.parent_death`); its bad input is one line, as in the CLI."""
     import sys
 
-    from kidsql import pipeline as P
     from kidsql.models import load_tokenizer
     from kidsql.parent_death import die_with_parent
 
     die_with_parent(parent_pid)
     try:
-        tokenizer = load_tokenizer(P.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
+        tokenizer = load_tokenizer(steps.run_tokenizer(bench, student, teacher_dir)) if cfg.curve_every > 0 else None
         _one_run(cfg, bench, teacher_dir, student, splits, variant, seed, tokenizer)
     except KidsqlError as err:
         print(f"kidsql bench: error: {err}", file=sys.stderr)
@@ -342,22 +340,22 @@ def _one_run_child(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: st
 
 def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, splits: list[str], variant: Variant,
              seed: int, tokenizer: Any) -> None:
-    from kidsql import pipeline as P
-    from kidsql.report import read_json, write_json
+    from kidsql.experiments.curves import dev_curve_callback, read_curve
+    from kidsql.files import read_json, write_json
 
     run_dir = _result_path(Path(cfg.out), variant.name, seed).parent
     train_dir = run_dir / "train"
     curve_file = train_dir / "curve.jsonl"
     callbacks = []
     if cfg.curve_every > 0:
-        callbacks.append(P.dev_curve_callback(bench, tokenizer, curve_file, every=cfg.curve_every, size=cfg.curve_size,
+        callbacks.append(dev_curve_callback(bench, tokenizer, curve_file, every=cfg.curve_every, size=cfg.curve_size,
                                               split=splits[0],
                                               max_prompt_tokens=cfg.max_prompt_tokens,
                                               max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size,
                                               num_sample_values=cfg.num_sample_values,
                                               matched_values=cfg.matched_values, use_evidence=cfg.use_evidence))
-    res = P.train_student(bench, variant.method, student, teacher_dir, train_dir,
-                          P.student_budget(cfg, save_steps=cfg.save_steps), seed=seed,
+    res = steps.train_student(bench, variant.method, student, teacher_dir, train_dir,
+                          student_budget(cfg, save_steps=cfg.save_steps), seed=seed,
                           overrides={**cfg.run_overrides(), **variant.overrides,
                                      **({"teacher_cache_topk": cfg.teacher_cache_topk} if cfg.teacher_cache_topk else {})},
                           callbacks=callbacks, resume="auto")
@@ -368,7 +366,7 @@ def _one_run(cfg: BenchConfig, bench: Path, teacher_dir: Path, student: str, spl
         "eval_limit": cfg.eval_limit, "splits": metrics, "steps": res.steps, "mean_step_time_s": res.mean_step_time_s,
         "tokens_per_s": res.tokens_per_s, "peak_memory_mb": res.peak_memory_mb,
         "peak_memory_kind": res.peak_memory_kind, "final_loss": res.final_loss, "model_dir": str(res.model_dir),
-        "curve": P.read_curve(curve_file), "resolved": run_config.get("resolved", {}),
+        "curve": read_curve(curve_file), "resolved": run_config.get("resolved", {}),
     })
     for ckpt in train_dir.glob("checkpoint-*"):  # the run is complete: its resume points are dead weight
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -401,7 +399,7 @@ def aggregate(results: list[dict[str, Any]], splits: list[str]) -> dict[str, dic
 
     Latency of a seed = its mean step time / the mean of SFT's mean step times (None without an SFT run).
     """
-    from kidsql.report import average_score, mean_std
+    from kidsql.experiments.report import average_score, mean_std
 
     by_name: dict[str, list[dict[str, Any]]] = {}
     for r in results:
@@ -428,7 +426,7 @@ GOLD_BASELINES = ("sft", "fkd", "rkd", "seqkd")
 
 
 def goal_checks(summary: dict[str, dict[str, Any]], focus: str = "kid", gkd: str = "gkd-rkl") -> list[dict[str, Any]]:
-    """Issue 5's targets for `focus`, each computed from the seed means in `summary` (name -> {"score",
+    """KID's targets for `focus`, each computed from the seed means in `summary` (name -> {"score",
     "latency"}): at least 2 points of average score above every gold-data baseline, within 1 point of GKD, at
     most 1.15x RKD's latency and below GKD's. A check whose runs are missing says so (met None)."""
     def get(name: str, key: str) -> float | None:
@@ -489,7 +487,7 @@ def paired_differences(results: list[dict[str, Any]], names: list[str], split: s
 
 def paired_markdown(paired: dict[str, dict[str, Any]], split: str = PAIRED_SPLIT) -> str:
     """The paired table of report.md ("" when nothing could be paired)."""
-    from kidsql.report import markdown_table
+    from kidsql.experiments.report import markdown_table
 
     if not paired:
         return ""
@@ -512,9 +510,10 @@ def paired_markdown(paired: dict[str, dict[str, Any]], split: str = PAIRED_SPLIT
 def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list[dict[str, Any]],
                  teacher: dict[str, Any]) -> dict[str, Any]:
     """report.md, report.json and the two PNG plots in cfg.out; returns report.json's data."""
-    from kidsql.pipeline import environment
-    from kidsql.report import (average_score, fmt, fmt_mean_std, markdown_table, mean_std, plot_learning_curves,
-                               plot_score_vs_latency, write_json, write_text_atomic)
+    from kidsql.experiments.report import environment
+    from kidsql.files import write_atomic, write_json
+    from kidsql.experiments.report import (average_score, fmt, fmt_mean_std, markdown_table, mean_std, plot_learning_curves,
+                               plot_score_vs_latency)
 
     out = Path(cfg.out)
     rows = aggregate(results, splits)
@@ -535,7 +534,7 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
     paired = paired_differences(results, list(rows))
     paired_md = paired_markdown(paired)
     goals = goal_checks({n: r["summary"] for n, r in rows.items()})
-    goal_md = markdown_table(["goal (issue 5)", "measured", "met"],
+    goal_md = markdown_table(["goal", "measured", "met"],
                              [[g["goal"], g["detail"], {True: "yes", False: "no", None: "-"}[g["met"]]] for g in goals])
     plots = {
         "score_vs_latency": str(plot_score_vs_latency(points, out / "score_vs_latency.png")),
@@ -567,5 +566,5 @@ def write_report(cfg: BenchConfig, bench: Path, splits: list[str], results: list
         f"`{env['command']}` — kidsql {env['kidsql_version']}, torch {env['torch_version']}, "
         f"{env['cpu_count']} CPUs, {env['date']}.\n"
     )
-    write_text_atomic(out / "report.md", text)
+    write_atomic(out / "report.md", text)
     return data

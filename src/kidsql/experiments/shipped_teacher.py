@@ -1,13 +1,12 @@
 """The demo's teacher, shipped with kidsql: trained once, so a new user distils at once, on any machine.
 
-Why ship it: the teacher's 1,000 SFT steps were most of the demo's time (11 min of 16 on a slower 2-core CPU), and
-training it again on another CPU gives another teacher (77.5 against 85.5 dev EX: the runs part through the
-CPU's kernels). A shipped teacher makes the demo fast and its teacher the same everywhere; only the students
-train on the user's machine. It is used only for the setup it was trained with (`card.json`'s "setup": the
-embedded benchmark preset, seed and format version, the teacher spec and its whole training budget); any other
-setup, `--teacher_steps` with another N, or `--shipped_teacher false` trains a teacher as before. When the
-embedded benchmark's format version changes the card no longer matches (the test suite says so) and
-`python scripts/build_teacher.py` rebuilds it.
+Why ship it: the teacher's 1,000 SFT steps are most of the demo's time on a 2-core CPU, and training it again on
+another CPU gives another teacher (the runs part through the CPU's kernels; numbers in the README). A shipped
+teacher makes the demo fast and its teacher the same everywhere; only the students train on the user's machine.
+It is used only for the setup it was trained with (`card.json`'s "setup": the embedded benchmark preset, seed and
+format version, the teacher spec and its whole training budget); any other setup, `--teacher_steps` with another
+N, or `--shipped_teacher false` trains a teacher. When the embedded benchmark's format version changes the card
+stops matching (the test suite says so) and `python scripts/build_teacher.py` rebuilds it.
 
 Files (`kidsql/shipped/teacher/`): the model folder as the trainer saved it (safetensors weights, config,
 tokenizer, prompt options), `card.json` (setup, training command, sha256 of the weights, scores on the first dev
@@ -17,35 +16,27 @@ examples) and `README.md` (the card for people).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
+from kidsql.files import file_sha256
 
 if TYPE_CHECKING:
-    from kidsql.pipeline import RunConfig
+    from kidsql.experiments.config import RunConfig
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "shipped" / "teacher"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped" / "teacher"  # package data of kidsql
 WEIGHTS = "model.safetensors"
 CHECK_EXAMPLES = 64  # the card's scores on the first N dev examples: what the test suite checks (seconds)
 BUILD_COMMAND = "python scripts/build_teacher.py"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def setup_of(cfg: RunConfig) -> dict[str, Any]:
     """What decides the teacher of a run: compared with the card's "setup" to decide whether the shipped one fits."""
     from kidsql.data.synth import FORMAT_VERSION
-    from kidsql.pipeline import teacher_budget
+    from kidsql.experiments.config import teacher_budget
 
     return {"bench_size": cfg.bench_size, "bench_seed": cfg.bench_seed, "benchmark_version": FORMAT_VERSION,
             "teacher": cfg.teacher, "seed": cfg.seed, "budget": dataclasses.asdict(teacher_budget(cfg))}
@@ -61,7 +52,7 @@ def verified(folder: Path = SHIPPED_DIR) -> Path:
     card = read_card(folder)
     if card is None or not (folder / WEIGHTS).is_file():
         raise KidsqlError(f"{folder}: the shipped teacher is missing; reinstall kidsql or pass --shipped_teacher false")
-    if sha256_of(folder / WEIGHTS) != card["sha256"]:
+    if file_sha256(folder / WEIGHTS) != card["sha256"]:
         raise KidsqlError(f"{folder / WEIGHTS}: checksum differs from card.json (a damaged or edited file); "
                           "reinstall kidsql, or pass --shipped_teacher false to train a teacher")
     return folder
@@ -69,7 +60,7 @@ def verified(folder: Path = SHIPPED_DIR) -> Path:
 
 def shipped_teacher_for(cfg: RunConfig, folder: Path = SHIPPED_DIR) -> Path | None:
     """The shipped teacher when `cfg` asks for exactly the teacher it is (and the embedded benchmark), else None."""
-    from kidsql.pipeline import RunConfig
+    from kidsql.experiments.config import RunConfig
 
     if not cfg.shipped_teacher or cfg.data or cfg.teacher_steps == 0:
         return None
@@ -85,23 +76,25 @@ def shipped_teacher_for(cfg: RunConfig, folder: Path = SHIPPED_DIR) -> Path | No
 def build_shipped_teacher(folder: Path = SHIPPED_DIR, eval_limit: int = 200) -> dict[str, Any]:
     """Train the default teacher (the demo's setup; cached like any teacher), copy its model folder to `folder`,
     score it on the first `eval_limit` and `CHECK_EXAMPLES` dev examples and write card.json and README.md."""
-    from kidsql import pipeline as P
-    from kidsql.report import write_json, write_text_atomic
+    from kidsql.experiments import steps
+    from kidsql.experiments.config import RunConfig
+    from kidsql.experiments.report import environment
+    from kidsql.files import write_atomic, write_json
 
-    cfg = P.RunConfig(shipped_teacher=False)
-    bench = P.resolve_benchmark(cfg)
-    trained = P.resolve_teacher(bench, cfg)
+    cfg = RunConfig(shipped_teacher=False)
+    bench = steps.resolve_benchmark(cfg)
+    trained = steps.resolve_teacher(bench, cfg)
     if folder.exists():
         shutil.rmtree(folder)
     shutil.copytree(trained, folder)
     scores = {}
     for n in sorted({eval_limit, CHECK_EXAMPLES}):
-        preds = P.predict(folder, bench, "dev", n, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size)
-        scores[str(n)] = P.summary_metrics(P.score(bench, "dev", preds, limit=n, workers=cfg.eval_workers))
-    card = {"setup": setup_of(cfg), "sha256": sha256_of(folder / WEIGHTS), "training_command": BUILD_COMMAND,
-            "trained_with": P.environment(), "dev_scores_first_n": scores}
+        preds = steps.predict(folder, bench, "dev", n, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size)
+        scores[str(n)] = steps.summary_metrics(steps.score(bench, "dev", preds, limit=n, workers=cfg.eval_workers))
+    card = {"setup": setup_of(cfg), "sha256": file_sha256(folder / WEIGHTS), "training_command": BUILD_COMMAND,
+            "trained_with": environment(), "dev_scores_first_n": scores}
     write_json(folder / "card.json", card)
-    write_text_atomic(folder / "README.md", card_markdown(card))
+    write_atomic(folder / "README.md", card_markdown(card))
     return card
 
 

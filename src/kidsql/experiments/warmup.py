@@ -11,12 +11,12 @@ of a demo/bench, so that no method gets a different start.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
 
 from kidsql.errors import KidsqlError
-from kidsql.pipeline import Budget, distill_config
+from kidsql.files import cache_key
+from kidsql.experiments.config import Budget
+from kidsql.experiments.steps import distill_config
 
 
 def warmup_key(bench_dir: Path, student: str, budget: Budget, seed: int) -> str:
@@ -26,7 +26,7 @@ def warmup_key(bench_dir: Path, student: str, budget: Budget, seed: int) -> str:
 
     ident = {"bench": str(Path(bench_dir).resolve()), "student": model_fingerprint(student),
              "budget": dataclasses.asdict(budget), "seed": seed, "version": kidsql.__version__}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return cache_key(ident, 16)
 
 
 def ensure_student_warmup(bench_dir: Path, student: str, budget: Budget, *, seed: int = 0) -> str:

@@ -9,8 +9,6 @@ Why each step looks the way it does:
   model, so evaluation prompts are byte-identical to training prompts (same token budget, same tokenizer).
 * `score` hands the benchmark folder to `kidsql.evaluate.evaluate` as the suite dir, so TS runs on every
   `database/<db_id>/*.sqlite` instance the generator wrote.
-* Configs are flat dataclasses loaded like `DistillConfig` (`kidsql.config`): defaults < YAML (`--config`) <
-  command line.
 * Peak memory per run: `run_distill` resets the high-water mark before each training (`kidsql.memory`), so a
   bench that trains many models in one process still reports each run's own peak.
 """
@@ -18,127 +16,18 @@ Why each step looks the way it does:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
+from kidsql.experiments.config import Budget, RunConfig, teacher_budget
+from kidsql.files import build_folder_once, cache_key, hex_digest
 
 if TYPE_CHECKING:
     from kidsql.data.types import Example
     from kidsql.distill.config import DistillConfig
     from kidsql.distill.trainer import TrainResult
     from kidsql.evaluate import EvalReport
-
-def config_field(text: str, default: Any = None) -> Any:
-    """A dataclass field with its --help text (HfArgumentParser reads metadata["help"])."""
-    return field(default=default, metadata={"help": text})
-
-
-# ------------------------------------------------------------------------------------------------ configs
-
-
-@dataclass
-class RunConfig:
-    """Fields shared by demo and bench. The defaults are THE place where the CPU sizes/steps are tuned."""
-
-    out: str = config_field("output folder of report.md / report.json / plots", "runs/demo")
-    data: str | None = config_field("a benchmark folder as it ships (Spider: train_spider.json + train_others.json, "
-                                    "dev.json, tables.json, database/; BIRD: train/, dev/) instead of the embedded one")
-    train_split: str = config_field("split the teacher and students train on (Spider as shipped: train = "
-                                    "train_spider + train_others)", "train")
-    use_evidence: bool = config_field("BIRD: put the evidence hint in prompts (--no_use_evidence: BIRD without "
-                                      "knowledge)", True)
-    bench_size: str = config_field("embedded benchmark preset: cpu (in-domain, learnable on a CPU) | cpu-medium "
-                                   "(cpu plus medium shapes: longer SQL) | full (Spider-like, cross-db) | small (tests)",
-                                   "cpu")
-    bench_seed: int = config_field("seed of the embedded benchmark", 0)
-    teacher: str = config_field("teacher spec: tiny:<1m|3m|4m|8m|cfg.yaml>, a folder or hub id", "tiny:3m")
-    student: str = config_field("student spec: teacher-layers:N (N layers of the trained teacher, DistilBERT-style), "
-                                 "tiny:<1m|3m|4m|8m|cfg.yaml> (random), a folder or hub id", "teacher-layers:1")
-    teacher_steps: int = config_field("optimiser steps of the teacher's SFT (0: use --teacher, a trained folder, as is)",
-                                      1000)
-    shipped_teacher: bool = config_field("use the teacher shipped with kidsql when the teacher setup is the one it "
-                                         "was trained with (the defaults; kidsql.shipped_teacher); false: train it here",
-                                         True)
-    student_steps: int = config_field("optimiser steps of every student (the same budget for every method)", 150)
-    student_warmup_steps: int = config_field("SFT steps on gold before distillation, trained once and shared by "
-                                             "every method and seed (a stand-in for a pretrained student; 0: none)",
-                                             0)
-    batch_size: int = config_field("examples per optimiser step", 16)
-    # 3e-4: students start from the teacher's layers, and at a peak of 3e-3 their dev EX fell from ~50 % at step
-    # 25 to 12-33 % by step 50-75 before climbing back (learning curves of the first committed bench)
-    learning_rate: float = config_field("students' peak learning rate", 3e-4)
-    teacher_learning_rate: float = config_field("teacher's peak learning rate", 3e-3)
-    warmup_steps: int = config_field("linear warm-up steps of every run", 50)
-    lr_scheduler_type: str = config_field("learning-rate schedule of every run (transformers name)", "cosine")
-    max_prompt_tokens: int = config_field("prompt token budget (training and evaluation)", 160)
-    num_sample_values: int = config_field("sample values per column in prompts (0: none, far shorter prompts)", 0)
-    matched_values: bool = config_field("list database values found in the question in prompts", True)
-    max_sql_tokens: int = config_field("SQL token budget of training sequences", 112)
-    train_limit: int | None = config_field("train on the first N training examples only")
-    eval_limit: int | None = config_field("evaluate on the first N examples of each split only (None: all)", 200)
-    max_new_tokens: int = config_field("max new tokens when generating SQL", 96)
-    gen_batch_size: int = config_field("prompts per generation batch", 32)
-    seed: int = config_field("seed of the students (bench: the first seed)", 0)
-    eval_workers: int | None = config_field("evaluation processes (default: all cores)")
-    lora: bool = config_field("train LoRA adapters of every student (and a trained teacher) instead of all weights",
-                              False)
-    lora_r: int = config_field("LoRA rank (paper: 64; 8 for CodeGen)", 64)
-    lora_alpha: int = config_field("LoRA alpha (paper: 32)", 32)
-    lora_dropout: float = config_field("LoRA dropout", 0.05)
-    train_options: str | None = config_field("options of every training run: a comma list (or, in YAML, a mapping) of "
-                                      "field=value, any `kidsql distill` option or transformers TrainingArguments "
-                                      "field, e.g. gradient_checkpointing=true,attn_implementation=sdpa,"
-                                      "report_to=tensorboard,student_dtype=bfloat16")
-
-    def run_overrides(self) -> dict[str, Any]:
-        """The DistillConfig fields (and TrainingArguments fields) every training run of this job gets."""
-        out: dict[str, Any] = {"split": self.train_split, "use_evidence": self.use_evidence}
-        if self.lora:
-            out.update(lora=True, lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout)
-        out.update(parse_train_options(self.train_options))
-        return out
-
-    def check(self) -> None:
-        """Refuse, before any training, `--train_options` fields that neither kidsql nor TrainingArguments knows."""
-        from kidsql.distill.config import DistillConfig, passthrough_fields
-
-        known = {f.name for f in dataclasses.fields(DistillConfig)} | set(passthrough_fields())
-        unknown = sorted(set(parse_train_options(self.train_options)) - known)
-        if unknown:
-            raise KidsqlError(f"--train_options: unknown field(s) {', '.join(unknown)}; use `kidsql distill --help` "
-                              "fields or transformers.TrainingArguments fields")
-
-    def __post_init__(self) -> None:
-        from kidsql.validate import check_options
-
-        check_options(self)
-
-
-def parse_train_options(value: Any) -> dict[str, Any]:
-    """`a=1,b=x` (values read as YAML scalars: true, 3, 2e-4, sdpa) or a mapping -> {field: value}."""
-    import yaml
-
-    if not value:
-        return {}
-    if isinstance(value, dict):
-        return {str(k): v for k, v in value.items()}
-    out = {}
-    for item in (x.strip() for x in str(value).split(",")):
-        if not item:
-            continue
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise KidsqlError(f"--train_options {value!r}: expected field=value items, e.g. gradient_checkpointing=true")
-        out[key.strip()] = yaml.safe_load(raw.strip()) if raw.strip() else None
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- progress
@@ -157,46 +46,6 @@ class Stages:
         self.console.rule(f"[bold]stage {self.done}/{self.total}: {what}", align="left")
 
 
-# ------------------------------------------------------------------------------------------------- budget
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What one training run may spend; identical for every method of a comparison."""
-
-    max_steps: int
-    batch_size: int
-    learning_rate: float
-    max_prompt_tokens: int
-    max_sql_tokens: int
-    train_limit: int | None = None
-    max_new_tokens: int = 96
-    gen_batch_size: int = 16
-    save_steps: int = 500
-    num_sample_values: int = 0
-    matched_values: bool = True
-    warmup_steps: int = 0
-    lr_scheduler_type: str = "linear"
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.batch_size < 1:
-            raise KidsqlError(f"steps ({self.max_steps}) and batch size ({self.batch_size}) must be >= 1; fix the config")
-
-
-def teacher_budget(cfg: RunConfig) -> Budget:
-    return Budget(cfg.teacher_steps, cfg.batch_size, cfg.teacher_learning_rate, cfg.max_prompt_tokens,
-                  cfg.max_sql_tokens, cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps=50,
-                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values,
-                  warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type)
-
-
-def student_budget(cfg: RunConfig, save_steps: int = 500) -> Budget:
-    return Budget(cfg.student_steps, cfg.batch_size, cfg.learning_rate, cfg.max_prompt_tokens, cfg.max_sql_tokens,
-                  cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps,
-                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values,
-                  warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type)
-
-
 # ---------------------------------------------------------------------------------------------- benchmark
 
 
@@ -211,24 +60,6 @@ def ensure_benchmark(size: str = "small", seed: int = 0) -> Path:
     if (final / "dev.json").is_file() and (final / "tokenizer").is_dir():
         return final
     return build_folder_once(final, lambda tmp: generate_benchmark(tmp, seed=seed, size=size), marker="dev.json")
-
-
-def build_folder_once(final: Path, build: Callable[[Path], Any], *, marker: str) -> Path:
-    """`build` into a temp folder beside `final`, then rename it to `final`: a killed run never leaves a
-    half-written folder that a later run would trust. When another process renamed its copy first (`final`
-    already holds `marker`), that copy is kept."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        build(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / marker).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 def resolve_benchmark(cfg: RunConfig) -> Path:
@@ -303,7 +134,7 @@ def teacher_key(bench_dir: Path, spec: str, budget: Budget, seed: int = 0,
              "seed": seed, "version": kidsql.__version__}
     if overrides and overrides != {"split": "train", "use_evidence": True}:
         ident["overrides"] = {k: str(v) for k, v in sorted(overrides.items())}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return cache_key(ident, 16)
 
 
 def resolve_teacher(bench_dir: Path, cfg: RunConfig) -> Path:
@@ -320,7 +151,7 @@ def resolve_teacher(bench_dir: Path, cfg: RunConfig) -> Path:
             raise KidsqlError(f"--teacher {cfg.teacher}: with --teacher_steps 0 the teacher must be a trained model "
                               "folder (with config.json) or a hub id; pass one or give --teacher_steps N to train it")
         return path
-    from kidsql.shipped_teacher import shipped_teacher_for
+    from kidsql.experiments.shipped_teacher import shipped_teacher_for
 
     return shipped_teacher_for(cfg) or ensure_teacher(bench_dir, cfg.teacher, teacher_budget(cfg), seed=cfg.seed,
                                                       overrides=cfg.run_overrides())
@@ -328,7 +159,7 @@ def resolve_teacher(bench_dir: Path, cfg: RunConfig) -> Path:
 
 def teacher_origin(cfg: RunConfig) -> str:
     """How the teacher came to be, for reports."""
-    from kidsql.shipped_teacher import read_card, setup_of
+    from kidsql.experiments.shipped_teacher import read_card, setup_of
 
     if cfg.teacher_steps == 0:
         return "used as given"
@@ -372,7 +203,7 @@ def resolve_student(spec: str, teacher_dir: Path) -> str:
         raise KidsqlError(f"--student {spec}: write teacher-layers:N with N a number of layers, e.g. teacher-layers:2") from None
     teacher_dir = Path(teacher_dir).resolve()
     stamp = max((p.stat().st_mtime_ns for p in teacher_dir.glob("*.safetensors")), default=0)
-    key = hashlib.sha256(f"{teacher_dir}:{stamp}:{n}".encode()).hexdigest()[:16]
+    key = hex_digest(f"{teacher_dir}:{stamp}:{n}", 16)
     out = cache_dir() / "student_inits" / key
     if not (out / "config.json").is_file():
         build_folder_once(out, lambda tmp: keep_layers(teacher_dir, tmp, n), marker="config.json")
@@ -395,20 +226,6 @@ def _train(config: DistillConfig, callbacks: list[Any] | None = None) -> TrainRe
 
 
 # ----------------------------------------------------------------------------------- prompts, predict, score
-
-
-def split_prompts(bench_dir: Path, split: str, tokenizer: Any, *, limit: int | None = None,
-                  max_prompt_tokens: int = 1024, num_sample_values: int = 0,
-                  matched_values: bool = True, use_evidence: bool = True) -> tuple[list[str], list[str]]:
-    """Prompts and gold SQL of a split, built by the trainer's own helper (identical to training prompts): what
-    the learning-curve callback evaluates a model that is still training (it has no saved options yet)."""
-    from kidsql.distill.config import DistillConfig
-    from kidsql.distill.trainer import build_split_prompts
-
-    config = DistillConfig(data=str(bench_dir), split=split, limit=limit, max_prompt_tokens=max_prompt_tokens,
-                           num_sample_values=num_sample_values, matched_values=matched_values,
-                           use_evidence=use_evidence)
-    return build_split_prompts(config, tokenizer)
 
 
 def split_examples(bench_dir: Path, split: str, limit: int | None = None, *,
@@ -456,50 +273,3 @@ def summary_metrics(report: EvalReport) -> dict[str, float | int | None]:
     """{"ex", "ts", "em", "scored"} of the "all" row: what demo/bench tables and JSON store."""
     row = report.summary()["all"]
     return {"ex": row["ex"], "ts": row["ts"], "em": row["em"], "scored": row["scored"]}
-
-
-# --------------------------------------------------------------------------------------- learning curves
-
-
-def dev_curve_callback(bench_dir: Path, tokenizer: Any, path: Path, *, every: int, size: int, split: str = "dev",
-                       max_prompt_tokens: int = 1024, max_new_tokens: int = 96, batch_size: int = 16,
-                       num_sample_values: int = 0, matched_values: bool = True, use_evidence: bool = True) -> Any:
-    """A TrainerCallback (`kidsql.distill.exec_eval.ExecutionEval`): every `every` steps, greedy SQL for the first
-    `size` examples of `split`, scored by execution (EX), appended as {"step", "ex"} to `path` (JSON lines)."""
-    from kidsql.distill.exec_eval import ExecutionEval
-
-    prompts, _ = split_prompts(bench_dir, split, tokenizer, limit=size, max_prompt_tokens=max_prompt_tokens,
-                               num_sample_values=num_sample_values, matched_values=matched_values,
-                               use_evidence=use_evidence)
-    examples, bench = split_examples(bench_dir, split, size, use_evidence=use_evidence)
-    return ExecutionEval(prompts, examples, bench, tokenizer, every=every, path=path, max_new_tokens=max_new_tokens,
-                         batch_size=batch_size)
-
-
-def read_curve(path: Path) -> list[list[float]]:
-    """[[step, ex], ...] from a DevCurve file, one point per step (the last one wins after a resume)."""
-    if not Path(path).is_file():
-        return []
-    points: dict[int, float] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            points[int(rec["step"])] = float(rec["ex"])
-    return [[float(s), points[s]] for s in sorted(points)]
-
-
-def environment() -> dict[str, Any]:
-    """What a report records about where it ran."""
-    import datetime
-    import platform
-    import sys
-
-    import torch
-
-    import kidsql
-
-    return {"command": " ".join(["kidsql", *sys.argv[1:]]) if sys.argv and "kidsql" in sys.argv[0] else " ".join(sys.argv),
-            "argv": list(sys.argv), "kidsql_version": kidsql.__version__, "torch_version": torch.__version__,
-            "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}

@@ -1,4 +1,4 @@
-"""kidsql.pipeline and the fast parts of demo/bench: config precedence, atomic benchmark cache, teacher key,
+"""kidsql.experiments (steps, config) and the fast parts of demo/bench: config precedence, atomic benchmark cache, teacher key,
 ablation variants, aggregation against hand-computed values, learning-curve files, the demo's conclusion."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kidsql import pipeline as P
-from kidsql.bench import BenchConfig, aggregate, variants
-from kidsql.commands.demo import DemoConfig, conclusion
+from kidsql.experiments import steps
+from kidsql.experiments.config import Budget
+from kidsql.experiments.curves import read_curve
+from kidsql.experiments.bench import BenchConfig, aggregate, variants
+from kidsql.experiments.demo import DemoConfig, conclusion
 from kidsql.config import add_dataclass_arguments, given_fields, load_dataclass
 from kidsql.errors import KidsqlError
 
@@ -55,37 +57,37 @@ def test_ensure_benchmark_is_atomic_and_generated_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(synth, "generate_benchmark", broken)
     with pytest.raises(RuntimeError):
-        P.ensure_benchmark("small", 3)
+        steps.ensure_benchmark("small", 3)
     root = tmp_path / "benchmarks"
     assert list(root.iterdir()) == []  # nothing half-written survives
     monkeypatch.setattr(synth, "generate_benchmark", fake)
-    first = P.ensure_benchmark("small", 3)
-    second = P.ensure_benchmark("small", 3)
+    first = steps.ensure_benchmark("small", 3)
+    second = steps.ensure_benchmark("small", 3)
     assert first == second == root / f"small-seed3-v{synth.FORMAT_VERSION}"
     assert calls == [(3, "small")]
     assert [p.name for p in root.iterdir()] == [first.name]
     # a cache of another format version (an older kidsql) is not mistaken for the current benchmark
     monkeypatch.setattr(synth, "FORMAT_VERSION", synth.FORMAT_VERSION + 1)
-    assert P.ensure_benchmark("small", 3) == root / f"small-seed3-v{synth.FORMAT_VERSION}"
+    assert steps.ensure_benchmark("small", 3) == root / f"small-seed3-v{synth.FORMAT_VERSION}"
     assert calls == [(3, "small"), (3, "small")]
 
 
 def test_teacher_key_covers_every_setting(tmp_path):
-    b = P.Budget(10, 4, 1e-3, 128, 32)
-    key = P.teacher_key(tmp_path, "tiny:1m", b)
-    assert key == P.teacher_key(tmp_path, "tiny:1m", P.Budget(10, 4, 1e-3, 128, 32))
-    others = {P.teacher_key(tmp_path / "x", "tiny:1m", b), P.teacher_key(tmp_path, "tiny:4m", b),
-              P.teacher_key(tmp_path, "tiny:1m", P.Budget(11, 4, 1e-3, 128, 32)),
-              P.teacher_key(tmp_path, "tiny:1m", b, seed=1)}
+    b = Budget(10, 4, 1e-3, 128, 32)
+    key = steps.teacher_key(tmp_path, "tiny:1m", b)
+    assert key == steps.teacher_key(tmp_path, "tiny:1m", Budget(10, 4, 1e-3, 128, 32))
+    others = {steps.teacher_key(tmp_path / "x", "tiny:1m", b), steps.teacher_key(tmp_path, "tiny:4m", b),
+              steps.teacher_key(tmp_path, "tiny:1m", Budget(11, 4, 1e-3, 128, 32)),
+              steps.teacher_key(tmp_path, "tiny:1m", b, seed=1)}
     assert key not in others and len(others) == 4
     with pytest.raises(KidsqlError):
-        P.Budget(0, 4, 1e-3, 128, 32)
+        Budget(0, 4, 1e-3, 128, 32)
 
 
 def test_distill_config_gets_the_same_budget_for_every_method(tmp_path):
-    b = P.Budget(12, 4, 5e-4, 100, 20, train_limit=8)
-    a = P.distill_config(tmp_path, "sft", "tiny:1m", tmp_path / "a", b)
-    k = P.distill_config(tmp_path, "kid", "tiny:1m", tmp_path / "k", b, teacher=tmp_path / "t", seed=2,
+    b = Budget(12, 4, 5e-4, 100, 20, train_limit=8)
+    a = steps.distill_config(tmp_path, "sft", "tiny:1m", tmp_path / "a", b)
+    k = steps.distill_config(tmp_path, "kid", "tiny:1m", tmp_path / "k", b, teacher=tmp_path / "t", seed=2,
                          overrides={"kid_alpha": 0.4})
     for name in ("max_steps", "per_device_train_batch_size", "learning_rate", "max_prompt_tokens", "limit"):
         assert getattr(a, name) == getattr(k, name)
@@ -132,8 +134,8 @@ def test_aggregate_score_latency_by_hand():
 def test_read_curve_keeps_the_last_point_per_step(tmp_path):
     f = tmp_path / "curve.jsonl"
     f.write_text('{"step": 2, "ex": 10.0}\n{"step": 4, "ex": 20.0}\n{"step": 4, "ex": 25.0}\n', encoding="utf-8")
-    assert P.read_curve(f) == [[2.0, 10.0], [4.0, 25.0]]
-    assert P.read_curve(tmp_path / "absent.jsonl") == []
+    assert read_curve(f) == [[2.0, 10.0], [4.0, 25.0]]
+    assert read_curve(tmp_path / "absent.jsonl") == []
 
 
 def test_conclusion_states_paired_differences_and_calls_no_tie_a_win():
@@ -171,19 +173,19 @@ def test_teacher_layers_student_is_built_once_and_other_specs_pass_through(tmp_p
     torch.manual_seed(0)
     LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
                                  num_attention_heads=2)).save_pretrained(tmp_path / "teacher")
-    first = P.resolve_student("teacher-layers:2", tmp_path / "teacher")
+    first = steps.resolve_student("teacher-layers:2", tmp_path / "teacher")
     assert (Path(first) / "config.json").is_file() and str(tmp_path / "cache") in first
     mtime = (Path(first) / "config.json").stat().st_mtime_ns
-    assert P.resolve_student("teacher-layers:2", tmp_path / "teacher") == first  # cached: every method/seed shares it
+    assert steps.resolve_student("teacher-layers:2", tmp_path / "teacher") == first  # cached: every method/seed shares it
     assert (Path(first) / "config.json").stat().st_mtime_ns == mtime
-    assert P.resolve_student("teacher-layers:3", tmp_path / "teacher") != first
-    assert P.resolve_student("tiny:1m", tmp_path / "teacher") == "tiny:1m"
+    assert steps.resolve_student("teacher-layers:3", tmp_path / "teacher") != first
+    assert steps.resolve_student("tiny:1m", tmp_path / "teacher") == "tiny:1m"
     with pytest.raises(KidsqlError, match="teacher-layers:N"):
-        P.resolve_student("teacher-layers:two", tmp_path / "teacher")
+        steps.resolve_student("teacher-layers:two", tmp_path / "teacher")
 
 
 def test_goal_checks_against_hand_computed_margins():
-    from kidsql.bench import goal_checks
+    from kidsql.experiments.bench import goal_checks
 
     summary = {"sft": {"score": 40.0, "latency": 1.0}, "fkd": {"score": 45.0, "latency": 1.5},
                "rkd": {"score": 44.0, "latency": 1.6}, "seqkd": {"score": 41.0, "latency": 1.1},
