@@ -78,14 +78,14 @@ def test_rkd_loss_is_a_per_token_mean_over_the_batch(bench, tmp_path) -> None:
 
 @pytest.mark.parametrize("mle_on, kl_positions", [("imperfect", "all"), ("clean", "all"), ("imperfect", "rewritten")])
 def test_kid_loss_matches_its_definition(bench, tmp_path, mle_on: str, kl_positions: str) -> None:
-    from kidsql.distill.sequences import imperfect_sequences
+    from _kid import kid_rewrite
 
     method = get_method("kid", kid_strategy="uniform", kid_alpha=0.3, kid_mle_on=mle_on, kid_kl_positions=kl_positions)
     trainer = _trainer(bench, tmp_path, method)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
     ids, attn, sql = batch["input_ids"], batch["attention_mask"], batch["sql_mask"]
     loss = float(trainer.compute_loss(trainer.model, batch).detach())
-    y_hat, chosen = imperfect_sequences(trainer.model, ids, sql, alpha=0.3, strategy="uniform",
+    y_hat, chosen = kid_rewrite(trainer.model, ids, sql, alpha=0.3, strategy="uniform",
                                         mask_token_id=trainer.mask_token_id, attention_mask=attn,
                                         eos_token_id=trainer.eos_id)
     assert chosen.any() and not torch.equal(y_hat, ids)
