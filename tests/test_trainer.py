@@ -214,3 +214,26 @@ def test_training_prompts_are_cached_per_data_options_and_tokenizer(bench, tmp_p
     smaller = dataclasses.replace(config, max_prompt_tokens=40)
     with pytest.raises(AssertionError, match="rebuilt"):
         build_split_prompts(smaller, tok)
+
+
+@pytest.mark.parametrize("name, terms", [("kid", {"divergence", "mle", "kid_rewritten", "kid_changed"}),
+                                         ("gkd-rkl", {"divergence", "on_policy"}), ("sft", {"mle"})])
+def test_each_loss_term_is_logged_and_they_add_up_to_the_loss(bench, tmp_path, name: str, terms: set[str]) -> None:
+    """Trainer.log carries every term's per-token mean (and the source's statistics) beside the loss; on one
+    process the loss is divergence + mle_weight * mle, and KID's statistics are fractions of the SQL tokens."""
+    method = get_method(name, student_fraction=1.0) if name.startswith("gkd") else get_method(name)
+    trainer = _trainer(bench, tmp_path, method)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
+    loss = float(trainer.compute_loss(trainer.model, batch).detach())
+    logs = {"loss": loss}
+    trainer.log(logs)
+    assert terms <= set(logs) and not ({"divergence", "mle", "kid_rewritten", "kid_changed", "on_policy"} - terms) & set(logs)
+    expected = logs.get("divergence", 0.0) + method.mle_weight * logs.get("mle", 0.0)
+    assert loss == pytest.approx(expected, rel=1e-5)
+    if name == "kid":  # alpha 0.2 of the SQL tokens but the EOS, rounded per row; the guess may keep the gold token
+        assert 0.05 < logs["kid_rewritten"] < 0.25 and 0.0 <= logs["kid_changed"] <= 1.0
+    if name.startswith("gkd"):
+        assert logs["on_policy"] == 1.0
+    again = {"loss": loss}
+    trainer.log(again)
+    assert not terms & set(again), "the terms are cleared after each log"
