@@ -43,6 +43,7 @@ from kidsql.distill.sequences import SOURCES, SourceContext, Sequences
 from kidsql.distill.shared_prefix import PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.distributed import check_launch
 from kidsql.errors import KidsqlError
+from kidsql.precision import auto_bf16_autocast
 from kidsql.memory import peak_memory, reset_peak_memory
 from kidsql.prompts import PromptStats
 from kidsql.run_folder import Plan, clear_run, locked, plan_run
@@ -292,7 +293,7 @@ def _deepspeed_inference(model: Any, accelerator: Any) -> Any:
 
 
 def training_arguments(config: DistillConfig, **extra: Any) -> Any:
-    """TrainingArguments from a DistillConfig (bf16 "auto": on where a CUDA device supports it), plus every other
+    """TrainingArguments from a DistillConfig (bf16 "auto": `kidsql.precision`), plus every other
     TrainingArguments field in `config.trainer_options` as given. `--no_save_final` saves nothing at all (no
     checkpoints either); gradient checkpointing defaults to the non-reentrant kind, which works with frozen
     embeddings (LoRA) without making the inputs require gradients."""
@@ -300,7 +301,7 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
     if bf16 is None:
         if str(config.bf16).lower() != "auto":
             raise KidsqlError(f"bf16 {config.bf16!r}: use auto, true or false")
-        bf16 = cpu_or_cuda_bf16()
+        bf16 = auto_bf16_autocast()
     options = dict(config.trainer_options or {})
     for flag in ("gradient_checkpointing", "activation_checkpointing"):  # the second: transformers' newer name
         if options.get(flag) and not options.get(f"{flag}_kwargs"):
@@ -360,15 +361,6 @@ def _training_arguments(config: DistillConfig, bf16: bool, options: dict[str, An
         **{"ddp_find_unused_parameters": False, "dataloader_num_workers": 0,
            "dataloader_pin_memory": torch.cuda.is_available(), **options},
     )
-
-
-def cpu_or_cuda_bf16() -> bool:
-    """bf16 autocast where the hardware does it natively: a CUDA device with bf16, or (no CUDA) a CPU with
-    AVX512-BF16 (one tiny:3m training step 1.17x faster there, tiny:4m 1.22x: benchmarks/bf16_step.py)."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(native and native())
 
 
 # KID's mask token when the tokenizer has no BOS (Qwen, GPT-2 style BPE without one): the first special token it
