@@ -2,7 +2,7 @@
 
     python benchmarks/bf16_step.py [--model 3m] [--batch 16] [--tokens 165] [--rounds 3] [--steps 5]
 
-`kidsql.distill.trainer.cpu_or_cuda_bf16` turns bf16 autocast on by default (`--bf16 auto`) on CPUs with native
+`kidsql.precision.auto_bf16_autocast` turns bf16 autocast on by default (`--bf16 auto`) on CPUs with native
 bf16 (avx512_bf16 / AMX) and off elsewhere; this is the measurement behind that default. The two modes run
 side by side in interleaved rounds on the same model and batch (random weights and tokens: timing does not need
 trained ones), and the table reports each mode's median step time and the fp32/bf16 ratio, plus the relative
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from kidsql.distill.trainer import cpu_or_cuda_bf16
+from kidsql.precision import auto_bf16_autocast
 from kidsql.models import TINY_CONFIGS
 from kidsql.files import write_atomic
 
@@ -72,7 +72,7 @@ def main() -> None:
         f"--rounds {args.rounds} --steps {args.steps}`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, bf16 on by default here (`cpu_or_cuda_bf16`): {cpu_or_cuda_bf16()}.",
+        f"torch {torch.__version__}, bf16 on by default here (`auto_bf16_autocast`): {auto_bf16_autocast()}.",
         "",
         "| mode | median step (s) | per round (s) | fp32 / mode |",
         "|---|---:|---|---:|",

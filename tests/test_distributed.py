@@ -222,7 +222,8 @@ from _tiny import tiny_llama, load_bench_tokenizer
 from kidsql.distill.batches import SqlCollator, encode_examples
 from kidsql.distill.config import load_config
 from kidsql.distill.methods import GenerationOptions
-from kidsql.distill.sequences import imperfect_sequences, student_generated
+from _kid import kid_rewrite
+from kidsql.distill.sequences import student_generated
 from kidsql.distill.trainer import training_prompts
 from kidsql.distributed import unwrap_model_for_generation
 
@@ -244,13 +245,13 @@ with unwrap_model_for_generation(model, acc) as plain:
     torch.manual_seed(7)
     s = student_generated(plain, batch, gen, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     g = torch.Generator().manual_seed(3)
-    y_hat, chosen = imperfect_sequences(plain, batch["input_ids"], batch["sql_mask"], alpha=0.5, mask_token_id=tok.bos_token_id,
+    y_hat, chosen = kid_rewrite(plain, batch["input_ids"], batch["sql_mask"], alpha=0.5, mask_token_id=tok.bos_token_id,
                                         generator=g, attention_mask=batch["attention_mask"], eos_token_id=tok.eos_token_id)
 res["checkpointing_back_after"] = model.is_gradient_checkpointing
 torch.manual_seed(7)
 s_ref = student_generated(ref, batch, gen, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
 g = torch.Generator().manual_seed(3)
-y_ref, chosen_ref = imperfect_sequences(ref, batch["input_ids"], batch["sql_mask"], alpha=0.5, mask_token_id=tok.bos_token_id,
+y_ref, chosen_ref = kid_rewrite(ref, batch["input_ids"], batch["sql_mask"], alpha=0.5, mask_token_id=tok.bos_token_id,
                                         generator=g, attention_mask=batch["attention_mask"], eos_token_id=tok.eos_token_id)
 res["generated_equal"] = torch.equal(s["input_ids"], s_ref["input_ids"])
 res["rewrite_equal"] = torch.equal(y_hat, y_ref) and torch.equal(chosen, chosen_ref)

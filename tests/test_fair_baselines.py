@@ -55,7 +55,7 @@ def test_on_policy_sampling_parameters_reach_generate(bench, tmp_path, monkeypat
         batch = next(iter(trainer.get_train_dataloader()))
         trainer.state.max_steps = 1
         trainer.state.global_step = 1  # ImitKD's share ramps with the step: at the end it is student_fraction (1)
-        trainer._sequences(model, batch, seed=0)
+        trainer.sequences(model, batch, seed=0)
         return seen[-1]
 
     cfg = run()
@@ -83,7 +83,9 @@ def _kid_batch(tok: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_kid_rewrite_is_the_students_eval_mode_guess(bench) -> None:
     """A student with heavy dropout, in train mode: the rewrite is the same twice with one seed (dropout is off
     while it guesses), equals the eval-mode model's argmax, and the model is back in train mode afterwards."""
-    from kidsql.distill.sequences import has_dropout, imperfect_sequences
+    from _kid import kid_rewrite
+
+    from kidsql.distill.forward import has_dropout
 
     tok = load_bench_tokenizer(bench)
     student = tiny_llama(tok, seed=3, attention_dropout=0.9)
@@ -92,7 +94,7 @@ def test_kid_rewrite_is_the_students_eval_mode_guess(bench) -> None:
     ids, attn, sql = _kid_batch(tok)
 
     def rewrite() -> torch.Tensor:
-        return imperfect_sequences(student, ids, sql, alpha=0.5, mask_token_id=tok.bos_token_id, attention_mask=attn,
+        return kid_rewrite(student, ids, sql, alpha=0.5, mask_token_id=tok.bos_token_id, attention_mask=attn,
                                    eos_token_id=tok.eos_token_id, generator=torch.Generator().manual_seed(0))
 
     (y1, chosen), (y2, _) = rewrite(), rewrite()
@@ -129,11 +131,11 @@ def test_trainer_with_a_dropout_student_rewrites_identically_twice(bench, tmp_pa
         processing_class=tok, method=get_method("kid", kid_alpha=0.5), teacher=tiny_llama(tok, seed=1),
         mask_token_id=mask_token_id(tok, "bos"),
     )
-    assert trainer.reuse_prompt and not trainer.rewrite_reuses_prompt
+    assert trainer.sources.reuse_prompt and not trainer.sources.guess_reuses_prompt
     model = trainer.model
     model.train()
     batch = next(iter(trainer.get_train_dataloader()))
-    first, second = (trainer._sequences(model, batch, seed=11)["ids"] for _ in range(2))
+    first, second = (trainer.sequences(model, batch, seed=11).ids for _ in range(2))
     assert torch.equal(first, second) and model.training
 
 

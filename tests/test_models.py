@@ -218,3 +218,18 @@ def test_keep_layers_takes_evenly_spaced_layers_with_their_weights(tmp_path: Pat
         AutoModelForCausalLM.from_pretrained(str(tmp_path / "one")).config.num_hidden_layers == 1
     with pytest.raises(KidsqlError, match="keep between 1 and 4"):
         keep_layers(tmp_path / "teacher", tmp_path / "bad", 5)
+
+
+def test_auto_precision_is_one_rule(monkeypatch) -> None:
+    """`--bf16 auto` and the `auto` weight dtype both follow kidsql.precision.native_bf16: autocast wherever bf16
+    is native; bf16 weights only on such a CUDA device (a CPU keeps float32 weights under autocast)."""
+    import torch
+
+    from kidsql import precision
+
+    for native, autocast, weights in ((None, False, torch.float32), ("cpu", True, torch.float32),
+                                      ("cuda", True, torch.bfloat16)):
+        monkeypatch.setattr(precision, "native_bf16", lambda n=native: n)
+        assert precision.auto_bf16_autocast() is autocast
+        assert precision.resolve_dtype("auto") == weights and precision.resolve_dtype(None) == weights
+    assert precision.resolve_dtype("fp16") == torch.float16

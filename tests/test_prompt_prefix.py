@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kidsql.distill.sequences import PromptPrefix, imperfect_sequences, logits_at
+from kidsql.distill.forward import PromptPrefix, logits_at
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _kid import kid_rewrite  # noqa: E402
 from _tiny import MICRO_CONFIG  # noqa: E402
 
 
@@ -85,10 +86,10 @@ def test_imperfect_sequences_are_the_same_with_the_reused_prompt() -> None:
     model = _model()
     ids, attn, sql = _batch()
     kw = dict(alpha=0.5, strategy="uniform", mask_token_id=1, attention_mask=attn)
-    plain, chosen = imperfect_sequences(model, ids, sql, **kw)
+    plain, chosen = kid_rewrite(model, ids, sql, **kw)
     with torch.no_grad():
         prefix = PromptPrefix(model, ids, attn, PromptPrefix.length_for(sql, attn))
-    reused, chosen2 = imperfect_sequences(model, ids, sql, prefix=prefix, **kw)
+    reused, chosen2 = kid_rewrite(model, ids, sql, prefix=prefix, **kw)
     assert chosen.any() and torch.equal(chosen, chosen2)
     assert torch.equal(reused, plain)
 
@@ -104,10 +105,10 @@ def test_the_trainer_reuses_the_prompt_for_kid_and_the_loss_is_unchanged(tmp_pat
     bench = write_benchmark(tmp_path / "bench")
     trainer = _trainer(bench, tmp_path, get_method("kid", kid_strategy="uniform", kid_alpha=0.3, kid_mle_on="imperfect"))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
-    assert trainer.reuse_prompt
-    assert trainer._sequences(trainer.model, batch, seed=0)["prefix"] is not None
+    assert trainer.sources.reuse_prompt
+    assert trainer.sequences(trainer.model, batch, seed=0).forward.prefix is not None
     reused = float(trainer.compute_loss(trainer.model, batch).detach())
-    trainer.reuse_prompt = False
+    trainer.sources.reuse_prompt = False
     trainer._micro = (-1, 0)  # the same masking seed as the first call
     plain = float(trainer.compute_loss(trainer.model, batch).detach())
     assert reused == pytest.approx(plain, rel=1e-5)
@@ -149,10 +150,10 @@ def test_kid_with_a_clean_mle_term_reuses_the_prompt_and_the_loss_is_unchanged(t
     bench = write_benchmark(tmp_path / "bench")
     trainer = _trainer(bench, tmp_path, get_method("kid", kid_strategy="uniform", kid_alpha=0.3, kid_mle_on="clean"))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
-    assert trainer._sequences(trainer.model, batch, seed=0)["prefix"] is not None
+    assert trainer.sequences(trainer.model, batch, seed=0).forward.prefix is not None
     trainer._micro = (-1, 0)
     reused = float(trainer.compute_loss(trainer.model, batch).detach())
-    trainer.reuse_prompt = False
+    trainer.sources.reuse_prompt = False
     trainer._micro = (-1, 0)
     plain = float(trainer.compute_loss(trainer.model, batch).detach())
     imperfect = _trainer(bench, tmp_path / "b", get_method("kid", kid_strategy="uniform", kid_alpha=0.3,
@@ -179,10 +180,10 @@ def test_masking_only_reuses_the_prompt_only_when_the_clean_mle_term_doubles_the
         method = get_method("kid", kid_rewrite="none", kid_alpha=0.3, kid_strategy="uniform", kid_mle_on=mle_on)
         trainer = _trainer(bench, tmp_path / mle_on, method)
         batch = batch or trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
-        assert (trainer._sequences(trainer.model, batch, seed=0)["prefix"] is not None) == reuses
+        assert (trainer.sequences(trainer.model, batch, seed=0).forward.prefix is not None) == reuses
         trainer._micro = (-1, 0)
         reused = float(trainer.compute_loss(trainer.model, batch).detach())
-        trainer.reuse_prompt = False
+        trainer.sources.reuse_prompt = False
         trainer._micro = (-1, 0)
         assert reused == pytest.approx(float(trainer.compute_loss(trainer.model, batch).detach()), rel=1e-5)
 
@@ -199,7 +200,7 @@ def _gpt2():  # noqa: ANN202
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
 def test_aligned_batch_gives_the_right_padded_logits_and_a_prefix_over_every_whole_prompt(kind: str) -> None:
-    from kidsql.distill.sequences import align_sql
+    from kidsql.distill.forward import align_sql
 
     model = _model() if kind == "llama" else _gpt2()
     ids, attn, sql = _batch()
@@ -229,20 +230,20 @@ def test_imperfect_sequences_on_the_aligned_reused_prompt_match_the_plain_ones(s
     """Same tokens chosen (hard/easy: by the entropy computed against the prefix) and rewritten; the random
     strategy draws over columns, so the same generator seed picks the same SQL tokens only when the SQL columns
     are the same: compared on the SQL tokens of each row."""
-    from kidsql.distill.sequences import align_sql
+    from kidsql.distill.forward import align_sql
 
     model = _model()
     ids, attn, sql = _batch()
     a_ids, a_attn, a_sql, pos = align_sql(ids, attn, sql, pad_token_id=0)
     kw = dict(alpha=0.5, strategy=strategy, mask_token_id=1)
     with torch.no_grad():
-        plain, chosen = imperfect_sequences(model, a_ids, a_sql, attention_mask=a_attn, position_ids=pos,
+        plain, chosen = kid_rewrite(model, a_ids, a_sql, attention_mask=a_attn, position_ids=pos,
                                             generator=torch.Generator().manual_seed(3), **kw)
         prefix = PromptPrefix(model, a_ids, a_attn, PromptPrefix.length_for(a_sql, a_attn, aligned=True),
                               position_ids=pos)
-        reused, chosen2 = imperfect_sequences(model, a_ids, a_sql, attention_mask=a_attn, prefix=prefix,
+        reused, chosen2 = kid_rewrite(model, a_ids, a_sql, attention_mask=a_attn, prefix=prefix,
                                               generator=torch.Generator().manual_seed(3), **kw)
-        right, chosen3 = imperfect_sequences(model, ids, sql, attention_mask=attn,
+        right, chosen3 = kid_rewrite(model, ids, sql, attention_mask=attn,
                                              generator=torch.Generator().manual_seed(3), **kw)
     assert chosen.any() and torch.equal(chosen, chosen2) and torch.equal(reused, plain)
     if strategy != "random":  # the right-padded layout picks and rewrites the same SQL tokens
@@ -250,7 +251,8 @@ def test_imperfect_sequences_on_the_aligned_reused_prompt_match_the_plain_ones(s
 
 
 def test_align_sql_refuses_a_row_whose_sql_does_not_follow_its_prompt() -> None:
-    from kidsql.distill.sequences import align_sql, split_prompts
+    from kidsql.distill.forward import align_sql
+    from kidsql.distill.sequences import split_prompts
 
     ids, attn, sql = _batch()
     bad = sql.clone()

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from kidsql.distill import sequences as seqs
+from _kid import kid_rewrite
+
 from kidsql.distill.sequences import (
     choose_positions,
     entropy as entropy_of,
-    imperfect_sequences,
     join_continuations,
     num_to_rewrite,
     split_prompts,
@@ -80,7 +81,7 @@ def test_imperfect_rewrites_exactly_k_sql_positions_from_shifted_logits_without_
     ids, sql = _batch()
     student = PositionStudent()
     gen = torch.Generator().manual_seed(3)
-    y_hat, chosen = imperfect_sequences(student, ids, sql, alpha=0.3, strategy="random", mask_token_id=MASK,
+    y_hat, chosen = kid_rewrite(student, ids, sql, alpha=0.3, strategy="random", mask_token_id=MASK,
                                         generator=gen, eos_token_id=EOS)
     # |SQL| excludes the EOS: 9 and 5 tokens -> round(2.7) = 3 and round(1.5) = 2 positions.
     assert chosen.sum(1).tolist() == [3, 2]
@@ -102,7 +103,7 @@ def test_imperfect_on_a_real_model_builds_no_graph() -> None:
     model = LlamaForCausalLM(LlamaConfig(vocab_size=V, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                          num_attention_heads=2, max_position_embeddings=32))
     ids, sql = _batch()
-    y_hat, chosen = imperfect_sequences(model, ids, sql, alpha=0.5, strategy="random", mask_token_id=MASK,
+    y_hat, chosen = kid_rewrite(model, ids, sql, alpha=0.5, strategy="random", mask_token_id=MASK,
                                         generator=torch.Generator().manual_seed(0), eos_token_id=EOS,
                                         attention_mask=(ids != PAD).long())
     assert y_hat.grad_fn is None and not y_hat.requires_grad
@@ -122,15 +123,15 @@ def test_logits_to_keep_path_equals_the_full_forward() -> None:
 
     ids, sql = _batch()
     kw = dict(alpha=0.5, strategy="random", mask_token_id=MASK, eos_token_id=EOS, attention_mask=(ids != PAD).long())
-    fast = imperfect_sequences(model, ids, sql, generator=torch.Generator().manual_seed(4), **kw)
-    full = imperfect_sequences(NoKeep(), ids, sql, generator=torch.Generator().manual_seed(4), **kw)
+    fast = kid_rewrite(model, ids, sql, generator=torch.Generator().manual_seed(4), **kw)
+    full = kid_rewrite(NoKeep(), ids, sql, generator=torch.Generator().manual_seed(4), **kw)
     assert torch.equal(fast[1], full[1]) and torch.equal(fast[0], full[0])
     assert not torch.equal(fast[0], ids)
 
 
 def test_alpha_one_rewrites_every_sql_token_but_the_eos() -> None:
     ids, sql = _batch()
-    _, chosen = imperfect_sequences(PositionStudent(), ids, sql, alpha=1.0, mask_token_id=MASK, eos_token_id=EOS)
+    _, chosen = kid_rewrite(PositionStudent(), ids, sql, alpha=1.0, mask_token_id=MASK, eos_token_id=EOS)
     assert torch.equal(chosen, sql & (ids != EOS))
 
 
@@ -161,7 +162,7 @@ def test_hard_and_easy_pick_the_extreme_entropy_positions(strategy: str) -> None
     ids, sql = ids[:1], sql[:1]
     scale = [3.0, 0.5, 9.0, 1.0, 6.0, 0.0, 4.0, 2.0, 8.0, 5.0, 7.0, 0.2, 3.5, 1.5]
     student = ProfileStudent(scale)
-    _, chosen = imperfect_sequences(student, ids, sql, alpha=0.3, strategy=strategy, mask_token_id=MASK, eos_token_id=EOS)
+    _, chosen = kid_rewrite(student, ids, sql, alpha=0.3, strategy=strategy, mask_token_id=MASK, eos_token_id=EOS)
 
     def entropy(s: float) -> float:  # brute force: one logit s, V - 1 logits 0
         z = math.exp(s) + (V - 1)
@@ -184,11 +185,11 @@ def test_entropy_matches_brute_force() -> None:
 
 def test_sample_rewrite_follows_a_peaked_distribution_and_none_keeps_the_mask() -> None:
     ids, sql = _batch()
-    y_hat, chosen = imperfect_sequences(PositionStudent(), ids, sql, alpha=0.5, rewrite="sample", mask_token_id=MASK,
+    y_hat, chosen = kid_rewrite(PositionStudent(), ids, sql, alpha=0.5, rewrite="sample", mask_token_id=MASK,
                                         generator=torch.Generator().manual_seed(1), eos_token_id=EOS)
     for b, t in chosen.nonzero().tolist():
         assert y_hat[b, t] == PositionStudent.token_at(t - 1)
-    masked, chosen = imperfect_sequences(PositionStudent(), ids, sql, alpha=0.5, rewrite="none", mask_token_id=MASK,
+    masked, chosen = kid_rewrite(PositionStudent(), ids, sql, alpha=0.5, rewrite="none", mask_token_id=MASK,
                                          generator=torch.Generator().manual_seed(1), eos_token_id=EOS)
     assert (masked[chosen] == MASK).all() and chosen.any()
 
@@ -247,5 +248,5 @@ def test_imperfect_sequences_leave_the_callers_sql_mask_alone() -> None:
     ids = torch.tensor([[5, 6, 7, 8, 9, EOS]])
     sql = torch.tensor([[False, False, True, True, True, True]])
     before = sql.clone()
-    imperfect_sequences(PositionStudent(), ids, sql, alpha=0.5, mask_token_id=MASK, eos_token_id=EOS)
+    kid_rewrite(PositionStudent(), ids, sql, alpha=0.5, mask_token_id=MASK, eos_token_id=EOS)
     assert torch.equal(sql, before)

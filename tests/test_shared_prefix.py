@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from kidsql.distill.sequences import imperfect_sequences, logits_at
+from kidsql.distill.forward import logits_at
 from kidsql.distill.shared_prefix import MIN_SHARED, DatabaseGroupedSampler, common_prefix_length, shared_prefix_logits
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _kid import kid_rewrite  # noqa: E402
 from _tiny import MICRO_CONFIG  # noqa: E402
 
 
@@ -91,10 +92,10 @@ def test_kid_rewrite_is_the_same_with_a_shared_prefix() -> None:
     sql = attn.bool().clone()
     sql[:, :40] = False
     kw = dict(alpha=0.4, mask_token_id=1, attention_mask=attn, eos_token_id=2, vocab_size=97)
-    plain = imperfect_sequences(model, ids, sql, generator=torch.Generator().manual_seed(3), **kw)
-    shared = imperfect_sequences(model, ids[:4], sql[:4], generator=torch.Generator().manual_seed(3), share_prefix=4,
+    plain = kid_rewrite(model, ids, sql, generator=torch.Generator().manual_seed(3), **kw)
+    shared = kid_rewrite(model, ids[:4], sql[:4], generator=torch.Generator().manual_seed(3), share_prefix=4,
                                  **{**kw, "attention_mask": attn[:4]})
-    plain = tuple(t[:4] for t in imperfect_sequences(model, ids[:4], sql[:4], generator=torch.Generator().manual_seed(3),
+    plain = tuple(t[:4] for t in kid_rewrite(model, ids[:4], sql[:4], generator=torch.Generator().manual_seed(3),
                                                      **{**kw, "attention_mask": attn[:4]}))
     assert torch.equal(plain[0], shared[0]) and torch.equal(plain[1], shared[1])
 

@@ -78,14 +78,14 @@ def test_rkd_loss_is_a_per_token_mean_over_the_batch(bench, tmp_path) -> None:
 
 @pytest.mark.parametrize("mle_on, kl_positions", [("imperfect", "all"), ("clean", "all"), ("imperfect", "rewritten")])
 def test_kid_loss_matches_its_definition(bench, tmp_path, mle_on: str, kl_positions: str) -> None:
-    from kidsql.distill.sequences import imperfect_sequences
+    from _kid import kid_rewrite
 
     method = get_method("kid", kid_strategy="uniform", kid_alpha=0.3, kid_mle_on=mle_on, kid_kl_positions=kl_positions)
     trainer = _trainer(bench, tmp_path, method)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
     ids, attn, sql = batch["input_ids"], batch["attention_mask"], batch["sql_mask"]
     loss = float(trainer.compute_loss(trainer.model, batch).detach())
-    y_hat, chosen = imperfect_sequences(trainer.model, ids, sql, alpha=0.3, strategy="uniform",
+    y_hat, chosen = kid_rewrite(trainer.model, ids, sql, alpha=0.3, strategy="uniform",
                                         mask_token_id=trainer.mask_token_id, attention_mask=attn,
                                         eos_token_id=trainer.eos_id)
     assert chosen.any() and not torch.equal(y_hat, ids)
@@ -214,3 +214,26 @@ def test_training_prompts_are_cached_per_data_options_and_tokenizer(bench, tmp_p
     smaller = dataclasses.replace(config, max_prompt_tokens=40)
     with pytest.raises(AssertionError, match="rebuilt"):
         training_prompts(smaller, tok)
+
+
+@pytest.mark.parametrize("name, terms", [("kid", {"divergence", "mle", "kid_rewritten", "kid_changed"}),
+                                         ("gkd-rkl", {"divergence", "on_policy"}), ("sft", {"mle"})])
+def test_each_loss_term_is_logged_and_they_add_up_to_the_loss(bench, tmp_path, name: str, terms: set[str]) -> None:
+    """Trainer.log carries every term's per-token mean (and the source's statistics) beside the loss; on one
+    process the loss is divergence + mle_weight * mle, and KID's statistics are fractions of the SQL tokens."""
+    method = get_method(name, student_fraction=1.0) if name.startswith("gkd") else get_method(name)
+    trainer = _trainer(bench, tmp_path, method)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
+    loss = float(trainer.compute_loss(trainer.model, batch).detach())
+    logs = {"loss": loss}
+    trainer.log(logs)
+    assert terms <= set(logs) and not ({"divergence", "mle", "kid_rewritten", "kid_changed", "on_policy"} - terms) & set(logs)
+    expected = logs.get("divergence", 0.0) + method.mle_weight * logs.get("mle", 0.0)
+    assert loss == pytest.approx(expected, rel=1e-5)
+    if name == "kid":  # alpha 0.2 of the SQL tokens but the EOS, rounded per row; the guess may keep the gold token
+        assert 0.05 < logs["kid_rewritten"] < 0.25 and 0.0 <= logs["kid_changed"] <= 1.0
+    if name.startswith("gkd"):
+        assert logs["on_policy"] == 1.0
+    again = {"loss": loss}
+    trainer.log(again)
+    assert not terms & set(again), "the terms are cleared after each log"

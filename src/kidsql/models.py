@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
 from kidsql.files import hex_digest
+from kidsql.precision import resolve_dtype
 
 if TYPE_CHECKING:  # heavy imports stay lazy so `kidsql --help` is fast
     import torch
@@ -95,23 +96,6 @@ def load_tokenizer(spec: str | Path, *, padding_side: str = "right") -> PreTrain
 
 
 # ------------------------------------------------------------------------------------------------------ models
-
-
-def resolve_dtype(dtype: Any = None) -> torch.dtype:
-    """None/"auto" -> bf16 on a CUDA device that supports it, else float32 (CPU kernels are fastest in fp32)."""
-    import torch
-
-    if dtype is None or dtype == "auto":
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
-    if dtype not in names:
-        raise KidsqlError(f"dtype {dtype!r} unknown; use one of auto, {', '.join(names)}")
-    return names[dtype]
 
 
 def load_model(

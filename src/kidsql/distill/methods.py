@@ -22,7 +22,7 @@ Named configurations and how they read the papers:
 * imitkd   gold mixed with student samples, the student's share of the batches annealed linearly from 0 to 1
            over the run (ImitKD's schedule), FKL + MLE 1.
 * gkd      on-policy student samples on lambda = 0.5 of the batches, else gold; JSD(beta = 0.5) + MLE 1 on the
-           gold batches. Variants gkd-fkl, gkd-rkl, gkd-jsd.
+           gold batches. Variants gkd-fkl, gkd-rkl; gkd-jsd names gkd itself (`ALIASES`).
 * kid      imperfect gold (alpha 0.2, random, argmax rewrite, BOS as mask token), RKL over all SQL positions,
            MLE 1 on the clean gold SQL (`mle_on="clean"`, see `ImperfectOptions`).
 
@@ -177,10 +177,13 @@ METHODS: dict[str, Method] = {
         Method("gkd", student_fraction=0.5, divergence="jsd", beta=0.5, sampling=GKD_SAMPLING),
         Method("gkd-fkl", student_fraction=0.5, divergence="fkl", sampling=GKD_SAMPLING),
         Method("gkd-rkl", student_fraction=0.5, divergence="rkl", sampling=GKD_SAMPLING),
-        Method("gkd-jsd", student_fraction=0.5, divergence="jsd", beta=0.5, sampling=GKD_SAMPLING),
         Method("kid", sequences="imperfect", divergence="rkl"),
     ]
 }
+
+
+# other names of a row: GKD's default divergence is JSD(0.5), so gkd-jsd is gkd under its explicit name
+ALIASES = {"gkd-jsd": "gkd"}
 
 
 def student_sampling(method: Method, *, max_new_tokens: int, temperature: float | None = None,
@@ -199,9 +202,9 @@ def get_method(name: str, **overrides: Any) -> Method:
     None values are ignored so that unset command-line options keep the method's defaults.
     """
     key = name.lower()
-    if key not in METHODS:
-        raise KidsqlError(f"unknown method {name!r}; use one of {', '.join(METHODS)}")
-    base = METHODS[key]
+    if key not in METHODS and key not in ALIASES:
+        raise KidsqlError(f"unknown method {name!r}; use one of {', '.join([*METHODS, *ALIASES])}")
+    base = dataclasses.replace(METHODS[ALIASES[key]], name=key) if key in ALIASES else METHODS[key]
     kid = {k[4:]: v for k, v in overrides.items() if k.startswith("kid_") and v is not None}
     plain = {k: v for k, v in overrides.items() if not k.startswith("kid_") and v is not None}
     known = {f.name for f in dataclasses.fields(Method)} - {"name", "imperfect", "sampling"}

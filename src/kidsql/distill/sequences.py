@@ -1,7 +1,8 @@
-"""Where training sequences come from: gold, teacher-generated, student-generated, and KID's imperfect rewrite.
-
-Every source returns the same layout as `kidsql.distill.batches` (right-padded `input_ids`, `attention_mask`,
-`sql_mask`), so the trainer computes one loss whatever the source. Gold needs nothing: it is the batch.
+"""Where a training step's sequences come from: gold, teacher-generated, the student's own samples (on-policy),
+and KID's imperfect rewrite. Each source is a function registered by name in `SOURCES` and owns its branch:
+it returns a `Sequences` (the rows, where each loss term reads them, and the student's forward over them), so
+the trainer computes one loss whatever the source. A method names its source (`Method.sequences`); on-policy
+batches replace it on a `Method.student_fraction` of the steps.
 
 Logit alignment, used throughout: the distribution over token t is read from the logits at position t - 1.
 """
@@ -10,41 +11,114 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from kidsql.distill.shared_prefix import cache_keyword, shared_prefix_logits, suffix_logits
+from kidsql.distill.forward import Guess, StudentForward, guessing, relaid
 from kidsql.errors import KidsqlError
 
-# ------------------------------------------------------------------------------- the student's own guesses
+
+@dataclass
+class Sequences:
+    """What one training step learns from. Masks are [B, T] bool over `ids`' positions."""
+
+    ids: Tensor  # the rows the divergence compares on: y (gold, teacher's, student's) or KID's y_hat
+    attention_mask: Tensor
+    kl_mask: Tensor  # the tokens whose next-token distributions the divergence compares
+    forward: StudentForward  # the student's logits over these rows (and a stacked clean copy)
+    mle_ids: Tensor | None = None  # the rows whose tokens the MLE term predicts (None: no MLE term)
+    mle_mask: Tensor | None = None
+    stacked_clean: bool = False  # the MLE term reads its own forward over mle_ids, stacked with ids in one pass
+    gold: bool = False  # the dataset's own rows, as the teacher-logit cache holds them
+    stats: dict[str, float] = field(default_factory=dict)  # logged per step (KID's rewrite)
 
 
-@contextmanager
-def guessing(model: Any) -> Iterator[None]:
-    """The model in eval mode for the block, its train/eval mode restored after: a method's "student's own
-    guess" (KID's rewrite, on-policy samples) is its inference-time prediction, so dropout (LoRA's 0.05 in
-    real-model runs) must not act on it."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+@dataclass
+class SourceContext:
+    """What the sources need from the trainer, fixed for a run."""
+
+    method: Any  # kidsql.distill.methods.Method
+    accelerator: Any
+    generation: Any  # GenerationOptions of the on-policy samples
+    eos_token_id: int
+    pad_token_id: int
+    mask_token_id: int | None
+    vocab_size: int | None
+    share_prefix: int | None  # rows come in blocks this long that share their schema prefix
+    reuse_prompt: bool  # KID's passes may share one prompt forward (one process, no checkpointing)
+    guess_reuses_prompt: bool  # ... and the rewrite's guess too (the student has no dropout)
+
+    def forward(self, model: Any, ids: Tensor, attention_mask: Tensor, sql_mask: Tensor,
+                reuse_prompt: bool = False) -> StudentForward:
+        return StudentForward(model, ids, attention_mask, sql_mask, pad_token_id=self.pad_token_id,
+                              share_prefix=self.share_prefix, reuse_prompt=reuse_prompt and self.reuse_prompt,
+                              guess_reuses_prompt=self.guess_reuses_prompt)
 
 
-def has_dropout(model: Any) -> bool:
-    """Whether the model drops anything in train mode: a `torch.nn.Dropout` with p > 0 (LoRA's among them) or a
-    positive `*dropout*` field of its config (Llama's attention dropout is functional, not a module)."""
-    if any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules()):
-        return True
-    config = getattr(model, "config", None)
-    fields = config.to_dict() if hasattr(config, "to_dict") else {}
-    return any("dropout" in k and isinstance(v, (int, float)) and v > 0 for k, v in fields.items())
+Source = Callable[[SourceContext, Any, dict[str, Tensor], int], Sequences]
+SOURCES: dict[str, Source] = {}
+
+
+def source(name: str) -> Callable[[Source], Source]:
+    """Registers a sequence source under `name` (what `Method.sequences` names)."""
+
+    def register(fn: Source) -> Source:
+        SOURCES[name] = fn
+        return fn
+
+    return register
+
+
+@source("gold")
+def gold(ctx: SourceContext, model: Any, inputs: dict[str, Tensor], seed: int) -> Sequences:
+    """The dataset's rows: the divergence and the MLE term both on the SQL tokens."""
+    ids, attn, sql = inputs["input_ids"], inputs["attention_mask"], inputs["sql_mask"].bool()
+    return Sequences(ids, attn, kl_mask=sql, forward=ctx.forward(model, ids, attn, sql), mle_ids=ids, mle_mask=sql,
+                     gold=True)
+
+
+@source("teacher")
+def teacher_generated(ctx: SourceContext, model: Any, inputs: dict[str, Tensor], seed: int) -> Sequences:
+    """The teacher's SQL, which replaced the gold in the dataset before training (`teacher_generated_sql`)."""
+    return replace(gold(ctx, model, inputs, seed), gold=False)
+
+
+@source("on-policy")
+def on_policy(ctx: SourceContext, model: Any, inputs: dict[str, Tensor], seed: int) -> Sequences:
+    """The batch's prompts continued by the current student (GKD's on-policy rows); no MLE term on them."""
+    from kidsql.distributed import unwrap_model_for_generation
+
+    with unwrap_model_for_generation(model, ctx.accelerator) as plain:  # ZeRO-3: gathered once, as TRL
+        s = student_generated(plain, inputs, ctx.generation, eos_token_id=ctx.eos_token_id,
+                              pad_token_id=ctx.pad_token_id)
+    ids, attn, sql = s["input_ids"], s["attention_mask"], s["sql_mask"]
+    return Sequences(ids, attn, kl_mask=sql, forward=ctx.forward(model, ids, attn, sql))
+
+
+@source("imperfect")
+def imperfect(ctx: SourceContext, model: Any, inputs: dict[str, Tensor], seed: int) -> Sequences:
+    """KID: the gold SQL with round(alpha |y|) tokens masked and rewritten by the student's own guess (y_hat);
+    the divergence on y_hat, the MLE term on the clean y (or on y_hat's forward: `mle_on="imperfect"`)."""
+    o, ids, attn, sql = ctx.method.imperfect, inputs["input_ids"], inputs["attention_mask"], inputs["sql_mask"].bool()
+    gen = torch.Generator(device=ids.device).manual_seed(seed + ctx.accelerator.process_index)
+    clean = o.mle_on == "clean" and ctx.method.mle_weight > 0
+    # two student passes share one prompt forward: the guess and the training forward, or (masking only with
+    # the clean MLE term) the stacked (x, y_hat) + (x, y) training forward
+    fwd = ctx.forward(model, ids, attn, sql, reuse_prompt=o.rewrite != "none" or clean)
+    ids, attn, sql = fwd.ids, fwd.attention_mask, fwd.sql_mask
+    with fwd.guesser(ctx.accelerator, gather=o.rewrite != "none") as guess:
+        y_hat, chosen = imperfect_sequences(guess, ids, sql, o, mask_token_id=ctx.mask_token_id, generator=gen,
+                                            eos_token_id=ctx.eos_token_id, vocab_size=ctx.vocab_size)
+    n_sql = max(int(sql.sum()), 1)
+    stats = {"kid_rewritten": int(chosen.sum()) / n_sql,
+             "kid_changed": float((y_hat != ids)[chosen].float().mean()) if chosen.any() else 0.0}
+    return Sequences(y_hat, attn, kl_mask=sql if o.kl_positions == "all" else chosen, forward=fwd, mle_ids=ids,
+                     mle_mask=sql, stacked_clean=clean, stats=stats)
 
 
 # --------------------------------------------------------------------------------------------- KID (imperfect)
@@ -91,71 +165,45 @@ def entropy(logits: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def imperfect_sequences(
-    student: Any,
-    input_ids: Tensor,
-    sql_mask: Tensor,
-    *,
-    alpha: float,
-    strategy: str = "random",
-    mask_token_id: int,
-    rewrite: str = "argmax",
-    generator: torch.Generator | None = None,
-    attention_mask: Tensor | None = None,
-    eos_token_id: int | None = None,
-    vocab_size: int | None = None,
-    temperature: float = 1.0,
-    share_prefix: int | None = None,
-    prefix: PromptPrefix | None = None,
-    position_ids: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
+def imperfect_sequences(guess: Guess, input_ids: Tensor, sql_mask: Tensor, options: Any, *, mask_token_id: int,
+                        generator: torch.Generator | None = None, eos_token_id: int | None = None,
+                        vocab_size: int | None = None) -> tuple[Tensor, Tensor]:
     """KID's y_hat: gold SQL with round(alpha * |SQL|) tokens per example rewritten by the student itself.
 
     1. mask: pick the positions among the SQL tokens (never the prompt; never the final EOS, which only marks the
        end: |SQL| counts the SQL tokens without it) and put `mask_token_id` there;
-    2. predict: ONE teacher-forced student forward over (x, masked y), without gradient (this function runs
-       under no_grad); the prediction for position t is read from the logits at t - 1 (only the logits at
-       those positions are computed, via `logits_to_keep`);
+    2. predict: ONE teacher-forced pass of the student over (x, masked y), `guess` (its eval-mode logits at the
+       chosen positions, no gradient; `kidsql.distill.forward.student_guess`); the prediction for position t is
+       read from the logits at t - 1;
     3. rewrite: put the predictions (argmax, or a sample at `temperature`) into the chosen positions.
-    Returns (y_hat ids [B, T], chosen positions [B, T] bool). Every unchosen position keeps its gold token.
-    "hard"/"easy" cost one more no-grad forward (the student's entropy on the gold y). `vocab_size` restricts
-    predictions to the ids the tokenizer knows (models may pad their output layer); rewrite="none" returns the
-    masked sequence (the paper's masking-only ablation). The student's passes run in eval mode (`guessing`):
-    the rewrite is its inference-time guess. `share_prefix`: see `logits_at`; `prefix`: the rewrite pass (and the
-    entropy pass of hard/easy) runs against this reused prompt prefix (`PromptPrefix`, same logits; its keys and
-    values were computed in train mode, so the caller passes it only for a student without dropout);
-    `position_ids`: those of a batch laid out by `align_sql` (None: right padding).
+    `options`: `ImperfectOptions` (alpha, strategy, rewrite, temperature). Returns (y_hat ids [B, T], chosen
+    positions [B, T] bool); every unchosen position keeps its gold token. "hard"/"easy" cost one more pass (the
+    student's entropy on the gold y). `vocab_size` restricts predictions to the ids the tokenizer knows (models
+    may pad their output layer); rewrite="none" returns the masked sequence (the paper's masking-only ablation).
     """
     eligible = sql_mask.bool().clone()  # .bool() of a bool tensor is the same tensor: never edit the caller's mask
     if eos_token_id is not None:
         eligible &= input_ids != eos_token_id
     eligible[:, 0] = False  # position 0 has no logits before it to predict from
-    k = torch.tensor([num_to_rewrite(int(n), alpha) for n in eligible.sum(1)], device=input_ids.device)
-
-    def logits(ids: Tensor, need: Tensor) -> Tensor:
-        with guessing(student):
-            if prefix is not None:
-                return prefix.logits_at(ids, attention_mask, need)
-            return logits_at(student, ids, attention_mask, need, share_prefix=share_prefix, position_ids=position_ids)
-
+    k = torch.tensor([num_to_rewrite(int(n), options.alpha) for n in eligible.sum(1)], device=input_ids.device)
     ent = None
-    if strategy in ("hard", "easy"):  # the student's entropy on the gold y, at the eligible positions only
+    if options.strategy in ("hard", "easy"):  # the student's entropy on the gold y, at the eligible positions only
         need = eligible[:, 1:].any(0).nonzero().squeeze(1)
         ent = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
-        ent[:, need + 1] = entropy(logits(input_ids, need)[..., :vocab_size])
-    chosen = choose_positions(eligible, k, strategy, entropy=ent, generator=generator)
+        ent[:, need + 1] = entropy(guess(input_ids, need)[..., :vocab_size])
+    chosen = choose_positions(eligible, k, options.strategy, entropy=ent, generator=generator)
     masked = input_ids.masked_fill(chosen, mask_token_id)
-    if rewrite == "none" or not chosen.any():
+    if options.rewrite == "none" or not chosen.any():
         return masked, chosen
     need = chosen[:, 1:].any(0).nonzero().squeeze(1)  # logit positions t - 1 of the chosen tokens t
-    step = logits(masked, need)[..., :vocab_size].float()  # [B, len(need), V]
-    if rewrite == "argmax":
+    step = guess(masked, need)[..., :vocab_size].float()  # [B, len(need), V]
+    if options.rewrite == "argmax":
         pred_need = step.argmax(-1)
-    elif rewrite == "sample":
-        probs = torch.softmax(step / temperature, dim=-1).flatten(0, 1)
+    elif options.rewrite == "sample":
+        probs = torch.softmax(step / options.temperature, dim=-1).flatten(0, 1)
         pred_need = torch.multinomial(probs, 1, generator=generator).view(step.shape[:2])
     else:
-        raise KidsqlError(f"KID rewrite {rewrite!r} unknown; use argmax, sample or none")
+        raise KidsqlError(f"KID rewrite {options.rewrite!r} unknown; use argmax, sample or none")
     pred = torch.zeros_like(input_ids[:, 1:])
     pred[:, need] = pred_need  # pred[:, t - 1] is the prediction for token t
     y_hat = input_ids.clone()
@@ -163,126 +211,12 @@ def imperfect_sequences(
     return y_hat, chosen
 
 
-class PromptPrefix:
-    """The student's forward over the leading prompt tokens of a batch, run once and reused by KID's two passes.
-
-    KID runs the student on sequences that differ only inside the SQL: the no-grad rewrite pass over
-    (x, masked y), and the training forward over (x, y_hat) stacked with the clean (x, y) (`mle_on="clean"`).
-    Their first `length` positions (up to the first SQL token, less one so that every read logit lies after it)
-    are the same tokens, so their keys/values are computed once, with gradient, and every pass runs only the
-    rest against them. The trainer first re-lays the batch with `align_sql`, so that `length` covers every row's
-    whole prompt (with right padding it ends at the batch's shortest prompt) and `position_ids` keeps each row's
-    own positions. Logits equal the plain forward's (tests/test_prompt_prefix.py) and gradients reach the prompt
-    through the cache. KID/RKD step time (benchmarks/step_time.py): 1.06x with it, 1.55x without; on the CPU
-    bench's pair 1.07x and the same peak memory as RKD (the unaligned version fragmented the heap: 1.8 vs
-    1.1 GB). Not for DDP/FSDP/DeepSpeed (two forwards of the wrapped model per backward) or gradient
-    checkpointing (no cache): the trainer decides. `reuse_prompt_kv=False` turns it off.
-    """
-
-    def __init__(self, model: Any, ids: Tensor, attention_mask: Tensor, length: int,
-                 position_ids: Tensor | None = None) -> None:
-        from transformers import DynamicCache
-
-        self.model, self.length, self.position_ids = model, length, position_ids
-        cache = DynamicCache()
-        pos = {} if position_ids is None else {"position_ids": position_ids[:, :length]}
-        model(input_ids=ids[:, :length], attention_mask=attention_mask[:, :length], use_cache=True,
-              logits_to_keep=1, **pos, **{cache_keyword(model): cache})
-        layers = getattr(cache, "layers", None)
-        self.kv = ([(layer.keys, layer.values) for layer in layers] if layers is not None
-                   else list(zip(cache.key_cache, cache.value_cache)))  # transformers < 4.56
-        self.prompt = ids[:, :length]
-
-    @staticmethod
-    def length_for(sql_mask: Tensor, attention_mask: Tensor, aligned: bool = False) -> int:
-        """Positions before every row's first SQL token, less one (the logit of the first SQL token is read
-        there); 0 when some row has no SQL. `aligned`: the batch comes from `align_sql` (left-padded prompts,
-        explicit position ids), else padding on the left means there is no common prompt (0)."""
-        if not bool(sql_mask.any(1).all()):
-            return 0
-        first = int(sql_mask.float().argmax(1).min())  # the earliest first SQL token of the batch
-        if not aligned and not bool(attention_mask[:, :first].bool().all()):
-            return 0
-        return max(first - 1, 0)
-
-    def logits_at(self, ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
-        """Logits at `positions` (all >= `length`) of `ids`, whose first `length` tokens must be the prefix's.
-
-        `ids` may hold k copies of the batch stacked (k * batch rows: KID's (x, y_hat) and clean (x, y) in one
-        forward when `mle_on="clean"`): the prompt's keys/values are then repeated k times, which keeps one
-        prompt forward and lets the gradients of all k copies flow back through it."""
-        from transformers import DynamicCache
-
-        if positions.numel() and int(positions.min()) < self.length:
-            raise ValueError(f"position {int(positions.min())} lies in the reused prompt prefix ({self.length} tokens)")
-        copies, rest = divmod(ids.shape[0], self.prompt.shape[0])
-        if rest or not copies or not torch.equal(ids[:, : self.length], self.prompt.repeat(copies, 1)):
-            raise ValueError("the sequences do not start with the reused prompt prefix")
-        kv = self.kv if copies == 1 else [(k.repeat(copies, 1, 1, 1), v.repeat(copies, 1, 1, 1)) for k, v in self.kv]
-        try:
-            cache = DynamicCache(ddp_cache_data=kv)
-        except TypeError:  # transformers < 4.47
-            cache = DynamicCache.from_legacy_cache(tuple(kv))
-        pos = None if self.position_ids is None else self.position_ids.repeat(copies, 1)
-        if pos is not None and pos.shape != ids.shape:
-            raise ValueError(f"sequences of width {ids.shape[1]} against position ids of width {pos.shape[1]}")
-        return suffix_logits(self.model, ids, attention_mask, cache, self.length, positions, position_ids=pos)
-
-
-def _relaid(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int
-            ) -> tuple[Tensor, Tensor, Tensor, int]:
-    """(ids, attention_mask, sql_mask, width of the prompt columns): every row's prompt padded on the left to end
-    at one column, its SQL after it, padded on the right. Serves `align_sql` and `split_prompts`."""
-    real, sql = attention_mask.bool(), sql_mask.bool() & attention_mask.bool()
-    n_prompt, n_sql = (real & ~sql).sum(1).tolist(), sql.sum(1).tolist()
-    width_prompt, width = max(n_prompt), max(n_prompt) + max(n_sql)
-    ids = input_ids.new_full((len(n_prompt), width), pad_token_id)
-    attn = torch.zeros_like(ids, dtype=attention_mask.dtype)
-    out_sql = torch.zeros_like(ids, dtype=torch.bool)
-    for b, (p, n) in enumerate(zip(n_prompt, n_sql)):
-        if not bool(sql[b][real[b]][p:].all()):
-            raise ValueError(f"row {b}: SQL tokens must follow all prompt tokens to be aligned")
-        ids[b, width_prompt - p: width_prompt + n] = input_ids[b][real[b]]
-        attn[b, width_prompt - p: width_prompt + n] = 1
-        out_sql[b, width_prompt: width_prompt + n] = True
-    return ids, attn, out_sql, width_prompt
-
-
-def align_sql(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int
-              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The batch re-laid so that every row's SQL starts at one column: prompts padded on the left, SQL on the
-    right, each row with its own position ids (0, 1, ... along its tokens), so every logit equals the right-padded
-    forward's (tests/test_prompt_prefix.py). Why: KID's `PromptPrefix` then holds every row's whole prompt and
-    its passes run over the SQL only; on right-padded rows they had to start after the batch's SHORTEST prompt,
-    dozens of tokens earlier for the longer ones. Returns (ids, attention_mask, sql_mask, position_ids)."""
-    ids, attn, sql, _ = _relaid(input_ids, attention_mask, sql_mask, pad_token_id)
-    return ids, attn, sql, (attn.long().cumsum(1) - 1).clamp(min=0)
-
-
-def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor, *,
-              share_prefix: int | None = None, position_ids: Tensor | None = None) -> Tensor:
-    """Logits at `positions` only: the output layer is a large share of a small model's forward, and the rewrite
-    needs about alpha of the positions. Uses Hugging Face's `logits_to_keep` (index tensor); models without it
-    compute every position and are sliced. `share_prefix`: rows come in blocks of this many sharing a prefix,
-    which is run once per block (`kidsql.distill.shared_prefix`; same logits; the caller decides when it is safe).
-    `position_ids`: those of a batch laid out by `align_sql` (then no prefix sharing)."""
-    pos = {} if position_ids is None else {"position_ids": position_ids}
-    try:
-        if share_prefix and position_ids is None:
-            shared = shared_prefix_logits(model, ids, attention_mask, positions, block=share_prefix)
-            if shared is not None:
-                return shared
-        return model(input_ids=ids, attention_mask=attention_mask, logits_to_keep=positions, **pos).logits
-    except TypeError:
-        return model(input_ids=ids, attention_mask=attention_mask, **pos).logits[:, positions]
-
-
 # ------------------------------------------------------------------------------- student-generated (on-policy)
 
 
 def split_prompts(input_ids: Tensor, attention_mask: Tensor, sql_mask: Tensor, pad_token_id: int) -> tuple[Tensor, Tensor]:
     """Left-padded prompts (the non-SQL prefix of each row) for generation: (ids, attention_mask)."""
-    ids, attn, _, width = _relaid(input_ids, attention_mask, sql_mask, pad_token_id)
+    ids, attn, _, width = relaid(input_ids, attention_mask, sql_mask, pad_token_id)
     return ids[:, :width], attn[:, :width]
 
 

@@ -84,7 +84,7 @@ def compute_teacher_topk(teacher: Any, features: Sequence[dict[str, list[int]]],
                          vocab_size: int, pad_token_id: int, batch_size: int = 16) -> TeacherTopK:
     """Run the teacher over every feature once (logits at the SQL positions only) and keep its top k + remainder."""
     from kidsql.distill.batches import SqlCollator
-    from kidsql.distill.sequences import logits_at
+    from kidsql.distill.forward import logits_at
 
     collate = SqlCollator(pad_token_id)
     device = next(teacher.parameters()).device

@@ -13,19 +13,11 @@ on 2 processes with per-device batch b computes the same loss and gradients as 1
 gradient accumulation, micro-batches are averaged (the Trainer divides by the accumulation steps); counts are not
 known in advance there because on-policy methods generate their sequences inside the step.
 
-KID's cost. RKD = one student forward+backward + one teacher forward. KID adds one no-grad student forward (the
-rewrite). On one process the batch is first re-laid so that every row's SQL starts at one column
-(`sequences.align_sql`, same logits), the student's prompt runs once with gradient, and the rewrite pass and the
-training forward run over the SQL only against its keys/values (`sequences.PromptPrefix`, `reuse_prompt_kv`).
-Its MLE term (`mle_on="clean"`, default) puts (x, y_hat) and (x, y) in ONE forward of a doubled batch (one
-backward, DDP-safe), with the reuse both against the same prompt keys/values; `mle_on="imperfect"` reads the
-MLE term off the forward over (x, y_hat) with the gold tokens as targets instead.
-The masking-only ablation (`kid_rewrite="none"`) has no rewrite pass; with the clean MLE term its doubled batch
-still runs against one prompt forward.
-
-Logits are computed only at the positions some loss reads (the SQL span of the batch, via Hugging Face's
-`logits_to_keep`): with prompts of ~400 tokens and SQL of ~20, the output layer over the prompt was most of a
-small model's cost, and with a 150k vocabulary it is most of the activation memory.
+The step (`compute_loss`): the sequences from the method's source (`kidsql.distill.sequences.SOURCES`: gold,
+teacher-generated, on-policy, KID's imperfect rewrite), the student's logits over them through one helper
+(`kidsql.distill.forward.StudentForward`, which holds every speed device: logits at the read positions only, the
+shared schema prefix, KID's prompt reuse), the teacher's logits (or its cached top-k on gold rows), then the
+divergence plus the weighted MLE term. Each term, and KID's rewrite statistics, are logged separately.
 """
 
 from __future__ import annotations
@@ -34,6 +26,7 @@ import json
 import math
 import random
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -45,12 +38,13 @@ from transformers.trainer_callback import ProgressCallback
 from kidsql.distill.config import DistillConfig
 from kidsql.distill.divergences import cross_entropy, divergence, topk_divergence
 from kidsql.distill.methods import GenerationOptions, Method, get_method, student_sampling
-from kidsql.distill.sequences import (PromptPrefix, align_sql, has_dropout, imperfect_sequences, logits_at,
-                                      student_generated)
-from kidsql.distill.shared_prefix import MIN_SHARED, PREFIX_BLOCK, DatabaseGroupedSampler
-from kidsql.distributed import check_launch, unwrap_model_for_generation
+from kidsql.distill.forward import has_dropout
+from kidsql.distill.sequences import SOURCES, SourceContext, Sequences
+from kidsql.distill.shared_prefix import PREFIX_BLOCK, DatabaseGroupedSampler
+from kidsql.distributed import check_launch
 from kidsql.errors import KidsqlError
 from kidsql.files import write_atomic, write_json
+from kidsql.precision import auto_bf16_autocast
 from kidsql.memory import peak_memory, reset_peak_memory
 from kidsql.prompts import PromptStats
 from kidsql.run_folder import Plan, clear_run, locked, plan_run
@@ -168,13 +162,20 @@ class DistillTrainer(Trainer):
         if self.share_prefix == 1:
             self.share_prefix = None
         self.groups = groups
-        # KID's prompt reuse (PromptPrefix): two forwards of the student share one prompt forward, same conditions
-        self.reuse_prompt = (reuse_prompt and method.sequences == "imperfect" and not self.share_prefix
-                             and self.accelerator.num_processes == 1 and not self.args.gradient_checkpointing
-                             and not self.is_deepspeed_enabled and not self.is_fsdp_enabled)
+        # KID's prompt reuse (forward.PromptPrefix): the student's passes of a step share one prompt forward
+        reuse = (reuse_prompt and method.sequences == "imperfect" and not self.share_prefix
+                 and self.accelerator.num_processes == 1 and not self.args.gradient_checkpointing
+                 and not self.is_deepspeed_enabled and not self.is_fsdp_enabled)
         # the prompt's keys/values are computed in train mode, with gradient; the rewrite is the student's eval-mode
         # guess, so with dropout it runs its own forward and the reused prompt serves the training forward only
-        self.rewrite_reuses_prompt = not has_dropout(self.accelerator.unwrap_model(self.model))
+        self.sources = SourceContext(
+            method=method, accelerator=self.accelerator, generation=self.generation, eos_token_id=self.eos_id,
+            pad_token_id=self.pad_id, mask_token_id=mask_token_id, vocab_size=vocab_size,
+            share_prefix=self.share_prefix, reuse_prompt=reuse,
+            guess_reuses_prompt=not has_dropout(self.accelerator.unwrap_model(self.model)))
+        self._metrics: dict[str, list[float]] = defaultdict(list)  # per-term values since the last log
+        if self.pop_callback(ProgressCallback) is not None:
+            self.add_callback(ProgressWithSpeed())
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         """Blocks of `share_prefix` questions on one database when the prefix is shared (what makes it shared)."""
@@ -189,120 +190,88 @@ class DistillTrainer(Trainer):
             return _deepspeed_inference(teacher, self.accelerator)
         return self.accelerator.prepare_model(teacher, evaluation_mode=True)
 
-    # ------------------------------------------------------------------------------------------------ seeds
     def _next_seed(self) -> int:
         """A seed unique to (run seed, step, micro-batch): identical after a resume, identical on every process."""
         step, micro = self._micro
         self._micro = (step, micro + 1) if step == self.state.global_step else (self.state.global_step, 0)
         return (self.args.seed * 1_000_003 + self._micro[0] * 1009 + self._micro[1]) % (2**63)
 
-    # ------------------------------------------------------------------------------------------- sequences
-    def _sequences(self, model: Any, inputs: dict[str, torch.Tensor], seed: int) -> dict[str, Any]:
-        """The sequences this micro-batch trains on, with the positions of each loss term and the MLE targets."""
-        m, ids, attn, sql = self.method, inputs["input_ids"], inputs["attention_mask"], inputs["sql_mask"].bool()
-        fraction = m.on_policy_fraction(self.state.global_step, self.state.max_steps)
-        if fraction > 0 and random.Random(seed).random() < fraction:
-            with unwrap_model_for_generation(model, self.accelerator) as plain:  # ZeRO-3: gathered once, as TRL
-                s = student_generated(plain, inputs, self.generation, eos_token_id=self.eos_id, pad_token_id=self.pad_id)
-            return {"ids": s["input_ids"], "attn": s["attention_mask"], "kl": s["sql_mask"], "mle": None}
-        if m.sequences != "imperfect":
-            return {"ids": ids, "attn": attn, "kl": sql, "mle": (ids, sql), "gold": m.sequences == "gold"}
-        o = m.imperfect
-        gen = torch.Generator(device=ids.device).manual_seed(seed + self.accelerator.process_index)
-        prefix, pos = None, None
-        clean = o.mle_on == "clean" and m.mle_weight > 0
-        # two student forwards to share one prompt forward: the rewrite pass and the training forward, or (masking
-        # only, with the clean MLE term) the stacked (x, y_hat) + (x, y) training forward
-        if self.reuse_prompt and (o.rewrite != "none" or clean):
-            # every row's SQL from one column (same logits), so that the reused prefix is every row's whole prompt
-            a_ids, a_attn, a_sql, a_pos = align_sql(ids, attn, sql, self.pad_id)
-            length = PromptPrefix.length_for(a_sql, a_attn, aligned=True)
-            if length >= MIN_SHARED:  # with gradient: the training forward reuses it too
-                try:
-                    prefix = PromptPrefix(model, a_ids, a_attn, length, position_ids=a_pos)
-                    ids, attn, sql, pos = a_ids, a_attn, a_sql, a_pos
-                except TypeError:  # a model without a key/value cache or logits_to_keep: plain forwards from now on
-                    self.reuse_prompt = False
-        if prefix is None and o.rewrite != "none":  # a no-grad rewrite forward: on the plain model (ZeRO-3: gathered)
-            with unwrap_model_for_generation(model, self.accelerator) as plain:
-                y_hat, chosen = self._rewrite(plain, ids, sql, attn, gen, prefix, pos)
-        else:
-            y_hat, chosen = self._rewrite(model, ids, sql, attn, gen, prefix, pos)
-        return {"ids": y_hat, "attn": attn, "kl": sql if o.kl_positions == "all" else chosen, "mle": (ids, sql),
-                "clean": clean, "prefix": prefix, "pos": pos}
-
-    def _rewrite(self, model: Any, ids: torch.Tensor, sql: torch.Tensor, attn: torch.Tensor, gen: torch.Generator,
-                 prefix: Any, pos: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """KID's imperfect sequences of the batch (masking + the student's own rewrite)."""
-        o = self.method.imperfect
-        return imperfect_sequences(
-            model, ids, sql, alpha=o.alpha, strategy=o.strategy, mask_token_id=self.mask_token_id, rewrite=o.rewrite,
-            generator=gen, attention_mask=attn, eos_token_id=self.eos_id, vocab_size=self.vocab_size,
-            temperature=o.temperature, share_prefix=self.share_prefix,
-            prefix=prefix if self.rewrite_reuses_prompt else None, position_ids=pos,
-        )
+    def sequences(self, model: Any, inputs: dict[str, torch.Tensor], seed: int) -> Sequences:
+        """This micro-batch's sequences: the student's own samples on the method's on-policy share of batches
+        (one coin per micro-batch, the same on every process), else the method's source."""
+        fraction = self.method.on_policy_fraction(self.state.global_step, self.state.max_steps)
+        on_policy = fraction > 0 and random.Random(seed).random() < fraction
+        if fraction > 0:
+            self._metrics["on_policy"].append(float(on_policy))
+        return SOURCES["on-policy" if on_policy else self.method.sequences](self.sources, model, inputs, seed)
 
     # ------------------------------------------------------------------------------------------------ loss
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
+        """divergence(teacher, student) on the step's sequences + mle_weight * CE(student, target tokens), each a
+        per-token mean over the global batch (module docstring)."""
         m, v = self.method, self.vocab_size
-        seq = self._sequences(model, inputs, self._next_seed())
-        ids, attn = seq["ids"], seq["attn"]
-        kl_mask = seq["kl"][:, 1:]
-        mle_mask = seq["mle"][1][:, 1:] if seq["mle"] is not None else torch.zeros_like(kl_mask)
-        # only the logit positions some loss reads (the SQL span): the output layer over the prompt is pure waste
-        keep = (kl_mask | mle_mask).any(0).nonzero().squeeze(1)
+        seq = self.sequences(model, inputs, self._next_seed())
+        kl_mask = seq.kl_mask[:, 1:]
+        mle_mask = seq.mle_mask[:, 1:] if seq.mle_ids is not None else torch.zeros_like(kl_mask)
+        keep = (kl_mask | mle_mask).any(0).nonzero().squeeze(1)  # logits only where some loss reads them
         kl_mask, mle_mask = kl_mask[:, keep], mle_mask[:, keep]
-        clean = seq.get("clean", False)  # (x, y) stacked for the MLE term: decided with the sequences
-        pos = seq.get("pos")  # position ids of a batch re-laid by align_sql (KID with the prompt reuse), else None
-        if clean:  # (x, y_hat) and (x, y) in one forward: one backward, no double DDP forward
-            both, both_attn = torch.cat([ids, seq["mle"][0]]), torch.cat([attn, attn])
-            if seq.get("prefix") is not None:  # both against the one prompt forward of the rewrite step
-                logits = seq["prefix"].logits_at(both, both_attn, keep)
-            else:
-                logits = logits_at(model, both, both_attn, keep, share_prefix=self.share_prefix,
-                                   position_ids=None if pos is None else torch.cat([pos, pos]))
-            student, clean_student = logits[: len(ids), :, :v], logits[len(ids):, :, :v]
-        elif seq.get("prefix") is not None:  # KID: the prompt's keys/values from the rewrite step, with gradient
-            student = seq["prefix"].logits_at(ids, attn, keep)[..., :v]
+        if seq.stacked_clean:  # (x, y_hat) and (x, y) in one forward: one backward, no double DDP forward
+            both = seq.forward.logits(torch.cat([seq.ids, seq.mle_ids]), torch.cat([seq.attention_mask] * 2), keep)
+            student, mle_student = both[: len(seq.ids), :, :v], both[len(seq.ids):, :, :v]
         else:
-            student = logits_at(model, ids, attn, keep, share_prefix=self.share_prefix, position_ids=pos)[..., :v]
-        self.speed.add_tokens(int(attn.sum()) * (2 if clean else 1))
+            student = mle_student = seq.forward.logits(seq.ids, seq.attention_mask, keep)[..., :v]
+        self.speed.add_tokens(int(seq.attention_mask.sum()) * (2 if seq.stacked_clean else 1))
 
         zero = student.sum() * 0.0  # keeps the graph (and DDP's reducer) happy when a term is absent
         sums, counts = [zero, zero], [0, 0]
         if m.divergence is not None:
-            n = int(kl_mask.sum())
+            counts[0] = int(kl_mask.sum())
             opts = {"temperature": m.temperature, "beta": m.beta, "alpha": m.skew_alpha, "chunk_size": self.chunk_size}
-            if self.teacher_cache is not None and seq.get("gold"):  # the cached teacher: no teacher forward
+            if self.teacher_cache is not None and seq.gold:  # the cached teacher: no teacher forward
                 t_ids, t_log_probs = self.teacher_cache.targets(inputs["index"], kl_mask)
-                sums[0] = topk_divergence(m.divergence, student, t_ids, t_log_probs, kl_mask, **opts) * n
+                sums[0] = topk_divergence(m.divergence, student, t_ids, t_log_probs, kl_mask, **opts) * counts[0]
             else:
-                with torch.no_grad():
-                    teacher = logits_at(self.teacher, ids, attn, keep, share_prefix=self.share_prefix,
-                                        position_ids=pos)[..., :v]
-                sums[0] = divergence(m.divergence, student, teacher, kl_mask, **opts) * n
-            counts[0] = n
-        if m.mle_weight > 0 and seq["mle"] is not None:
-            targets = seq["mle"][0][:, 1:][:, keep]
-            n = int(mle_mask.sum())
-            sums[1] = cross_entropy(clean_student if clean else student, targets, mle_mask, chunk_size=self.chunk_size) * n
-            counts[1] = n
+                teacher = seq.forward.teacher_logits(self.teacher, seq.ids, keep)[..., :v]
+                sums[0] = divergence(m.divergence, student, teacher, kl_mask, **opts) * counts[0]
+        if m.mle_weight > 0 and seq.mle_ids is not None:
+            counts[1] = int(mle_mask.sum())
+            targets = seq.mle_ids[:, 1:][:, keep]
+            sums[1] = cross_entropy(mle_student, targets, mle_mask, chunk_size=self.chunk_size) * counts[1]
         total = self.accelerator.gather(torch.tensor([counts], dtype=torch.float64, device=student.device)).sum(0)
         world = self.accelerator.num_processes
         loss = (sums[0] / total[0].clamp(min=1) + m.mle_weight * sums[1] / total[1].clamp(min=1)) * world
+        self._record(seq, sums, counts)
         return (loss, {"logits": student}) if return_outputs else loss
 
     # ------------------------------------------------------------------------------------------------- logs
+    def _record(self, seq: Sequences, sums: list[torch.Tensor], counts: list[int]) -> None:
+        """Each loss term's per-token mean on this process (and the source's statistics), for the next log."""
+        if self.method.divergence is not None and counts[0]:
+            self._metrics["divergence"].append(float(sums[0].detach()) / counts[0])
+        if counts[1]:
+            self._metrics["mle"].append(float(sums[1].detach()) / counts[1])
+        for name, value in seq.stats.items():
+            self._metrics[name].append(value)
+
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        """Adds step time and tokens/s to the training logs and shows them in the progress bar."""
+        """Adds the loss terms, the sources' statistics, step time and tokens/s to the training logs (as TRL's
+        trainers add their metrics)."""
         if "loss" in logs:
+            logs.update({name: sum(vals) / len(vals) for name, vals in self._metrics.items() if vals})
             logs.update(self.speed.log_fields(self.accelerator.num_processes))
-            for cb in self.callback_handler.callbacks:
-                if isinstance(cb, ProgressCallback) and getattr(cb, "training_bar", None) is not None:
-                    cb.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", step_s=f"{logs.get('step_time_s', 0):.3f}",
-                                                tok_s=f"{logs.get('tokens_per_s', 0):.0f}")
+            self._metrics.clear()
         super().log(logs, *args, **kwargs)
+
+
+class ProgressWithSpeed(ProgressCallback):
+    """transformers' progress bar with the latest loss, step time and tokens/s beside it."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - TrainerCallback signature
+        if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", step_s=f"{logs.get('step_time_s', 0):.3f}",
+                                          tok_s=f"{logs.get('tokens_per_s', 0):.0f}")
+        return super().on_log(args, state, control, logs=logs, **kwargs)
 
 
 def _deepspeed_inference(model: Any, accelerator: Any) -> Any:
@@ -325,7 +294,7 @@ def _deepspeed_inference(model: Any, accelerator: Any) -> Any:
 
 
 def training_arguments(config: DistillConfig, **extra: Any) -> Any:
-    """TrainingArguments from a DistillConfig (bf16 "auto": on where a CUDA device supports it), plus every other
+    """TrainingArguments from a DistillConfig (bf16 "auto": `kidsql.precision`), plus every other
     TrainingArguments field in `config.trainer_options` as given. `--no_save_final` saves nothing at all (no
     checkpoints either); gradient checkpointing defaults to the non-reentrant kind, which works with frozen
     embeddings (LoRA) without making the inputs require gradients."""
@@ -333,7 +302,7 @@ def training_arguments(config: DistillConfig, **extra: Any) -> Any:
     if bf16 is None:
         if str(config.bf16).lower() != "auto":
             raise KidsqlError(f"bf16 {config.bf16!r}: use auto, true or false")
-        bf16 = cpu_or_cuda_bf16()
+        bf16 = auto_bf16_autocast()
     options = dict(config.trainer_options or {})
     for flag in ("gradient_checkpointing", "activation_checkpointing"):  # the second: transformers' newer name
         if options.get(flag) and not options.get(f"{flag}_kwargs"):
@@ -393,15 +362,6 @@ def _training_arguments(config: DistillConfig, bf16: bool, options: dict[str, An
         **{"ddp_find_unused_parameters": False, "dataloader_num_workers": 0,
            "dataloader_pin_memory": torch.cuda.is_available(), **options},
     )
-
-
-def cpu_or_cuda_bf16() -> bool:
-    """bf16 autocast where the hardware does it natively: a CUDA device with bf16, or (no CUDA) a CPU with
-    AVX512-BF16 (one tiny:3m training step 1.17x faster there, tiny:4m 1.22x: benchmarks/bf16_step.py)."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(native and native())
 
 
 # KID's mask token when the tokenizer has no BOS (Qwen, GPT-2 style BPE without one): the first special token it
