@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from official_eval import Official, mutated_rows, official_available  # noqa: E402
 
-from kidsql.commands.evaluate import read_gold  # noqa: E402
+from kidsql.data.predictions import read_gold  # noqa: E402
 from kidsql.data.types import Example  # noqa: E402
 from kidsql.evaluate import evaluate  # noqa: E402
 from kidsql.paths import shared_data_dir  # noqa: E402

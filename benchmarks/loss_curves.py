@@ -32,8 +32,8 @@ TIMINGS = {"step_time_s", "tokens_per_s"}
 def curves(steps: int) -> dict[str, list[dict]]:
     from kidsql.distill.config import load_config
     from kidsql.distill.trainer import run_distill
-    from kidsql.pipeline import ensure_benchmark, resolve_student
-    from kidsql.shipped_teacher import SHIPPED_DIR
+    from kidsql.experiments.shipped_teacher import SHIPPED_DIR
+    from kidsql.experiments.steps import ensure_benchmark, resolve_student
 
     bench, teacher = ensure_benchmark("cpu", 0), str(SHIPPED_DIR)
     student = resolve_student("teacher-layers:1", SHIPPED_DIR)

@@ -27,7 +27,6 @@ Choices, so that numbers are comparable and honest:
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from kidsql.data.types import Example, Schema
 from kidsql.errors import KidsqlError
+from kidsql.files import hex_digest, write_atomic
 from kidsql.sql import official, sandbox
 from kidsql.sql.compare import SEMANTICS, CompareTimeout, results_match
 from kidsql.sql.memo import ResultMemo
@@ -149,11 +149,10 @@ class EvalReport:
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         """`report.md` and `results.json` in `out_dir` (created)."""
-        from kidsql.report import write_text_atomic
 
         out_dir = Path(out_dir)
-        md = write_text_atomic(out_dir / "report.md", self.to_markdown())
-        js = write_text_atomic(out_dir / "results.json", self.to_json())
+        md = write_atomic(out_dir / "report.md", self.to_markdown())
+        js = write_atomic(out_dir / "results.json", self.to_json())
         return md, js
 
 
@@ -174,7 +173,7 @@ def _cache_file(root: Path, db_path: Path, sql: str) -> Path:
         CACHE_VERSION, os.path.abspath(db_path), st.st_size, st.st_mtime_ns, sql,
         sandbox.DEFAULT_MAX_ROWS, sandbox.DEFAULT_MAX_BYTES, sandbox.DEFAULT_MAX_VALUE_BYTES,
     ]
-    key = hashlib.sha256(json.dumps(ident, ensure_ascii=False).encode("utf-8")).hexdigest()
+    key = hex_digest(json.dumps(ident, ensure_ascii=False))
     return root / key[:2] / f"{key}.json"
 
 
@@ -195,10 +194,7 @@ def _cache_store(path: Path, res: sandbox.ExecResult) -> None:
     rows = None if res.rows is None else [[_encode(v) for v in r] for r in res.rows]
     payload = {"ok": res.ok, "rows": rows, "columns": res.columns, "error": res.error}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)  # atomic: a parallel worker never reads half a file
+        write_atomic(path, json.dumps(payload, ensure_ascii=False))  # a parallel worker never reads half a file
     except OSError:
         pass  # a read-only cache only costs speed
 
