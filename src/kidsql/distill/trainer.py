@@ -22,6 +22,7 @@ divergence plus the weighted MLE term. Each term, and KID's rewrite statistics, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -337,25 +338,16 @@ def _check_report_to(report_to: Any) -> None:
 
 
 def _training_arguments(config: DistillConfig, bf16: bool, options: dict[str, Any]) -> Any:
+    """Every DistillConfig field that is a TrainingArguments field passes by name (`bf16` resolved from "auto"),
+    then what the trainer fixes for its batches, then the pass-through `options`."""
     from transformers import TrainingArguments
 
+    shared = {f.name for f in dataclasses.fields(TrainingArguments) if f.init} - {"bf16"}
+    same_name = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in shared}
     return TrainingArguments(
-        output_dir=config.output_dir,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        seed=config.seed,
-        data_seed=config.seed,
+        **same_name,
         bf16=bf16,
-        logging_steps=config.logging_steps,
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
+        data_seed=config.seed,
         train_sampling_strategy="random" if config.shuffle else "sequential",
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),  # without it accelerate never starts a multi-process CPU (gloo) run
