@@ -69,11 +69,10 @@ class ImperfectOptions:
       whose token was rewritten: the teacher's distribution where the student had to guess).
     * `mle_on`: "clean" (default, the paper's "CE on the clean y") trains the MLE term on the clean (x, y),
       stacked with (x, y_hat) in one forward of a doubled batch, both against the one prompt forward of the
-      step (`PromptPrefix`): 1.06x RKD's step (`benchmarks/step_time.py`), 1.55x without the reuse.
-      "imperfect" computes it on the SAME forward over (x, y_hat) with the gold tokens as targets (no extra cost,
-      0.97x RKD): every position after a rewritten token then loses its clean-prefix CE. On the committed CPU
-      bench it cost 3.8 points of dev EX against "clean" (53.9 +- 3.1 vs 57.7 +- 1.8, 3 seeds,
-      `docs/results/bench-cpu-kid-ablation/`), which is why it stopped being the default.
+      step (`kidsql.distill.forward.PromptPrefix`; its cost: `benchmarks/step_time.py`). "imperfect" computes it
+      on the SAME forward over (x, y_hat) with the gold tokens as targets (no extra forward): every position
+      after a rewritten token then loses its clean-prefix CE, which costs accuracy on the CPU bench
+      (`docs/results/bench-cpu-kid-ablation/`).
     """
 
     alpha: float = 0.2
