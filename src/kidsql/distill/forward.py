@@ -19,6 +19,7 @@ Logit alignment, used throughout: the distribution over token t is read from the
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,7 +43,13 @@ def plain_model(model: Any) -> Any:
 
 def takes_logits_to_keep(model: Any) -> bool:
     """Whether the model computes logits at chosen positions only (`logits_to_keep`, transformers >= 4.45)."""
-    return "logits_to_keep" in inspect.signature(plain_model(model).forward).parameters
+    return _forward_takes(type(plain_model(model)), "logits_to_keep")
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_takes(cls: type, name: str) -> bool:
+    """Whether `cls.forward` has a parameter `name`: read once per model class, not on every forward."""
+    return name in inspect.signature(cls.forward).parameters
 
 
 def logits_at(model: Any, ids: Tensor, attention_mask: Tensor | None, positions: Tensor, *,

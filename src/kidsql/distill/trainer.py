@@ -45,8 +45,8 @@ from kidsql.distill.shared_prefix import PREFIX_BLOCK, DatabaseGroupedSampler
 from kidsql.distributed import check_launch
 from kidsql.errors import KidsqlError
 from kidsql.files import write_atomic, write_json
-from kidsql.precision import auto_bf16_autocast
 from kidsql.memory import peak_memory, reset_peak_memory
+from kidsql.precision import auto_bf16_autocast
 from kidsql.prompts import PromptStats
 from kidsql.run_folder import Plan, clear_run, locked, plan_run
 
@@ -248,10 +248,10 @@ class DistillTrainer(Trainer):
     # ------------------------------------------------------------------------------------------------- logs
     def _record(self, seq: Sequences, sums: list[torch.Tensor], counts: list[int]) -> None:
         """Each loss term's per-token mean on this process (and the source's statistics), for the next log."""
-        if self.method.divergence is not None and counts[0]:
-            self._metrics["divergence"].append(float(sums[0].detach()) / counts[0])
+        if self.method.divergence is not None and counts[0]:  # tensors: read once per log, not synced every step
+            self._metrics["divergence"].append(sums[0].detach() / counts[0])
         if counts[1]:
-            self._metrics["mle"].append(float(sums[1].detach()) / counts[1])
+            self._metrics["mle"].append(sums[1].detach() / counts[1])
         for name, value in seq.stats.items():
             self._metrics[name].append(value)
 
@@ -259,7 +259,7 @@ class DistillTrainer(Trainer):
         """Adds the loss terms, the sources' statistics, step time and tokens/s to the training logs (as TRL's
         trainers add their metrics)."""
         if "loss" in logs:
-            logs.update({name: sum(vals) / len(vals) for name, vals in self._metrics.items() if vals})
+            logs.update({name: float(sum(vals) / len(vals)) for name, vals in self._metrics.items() if vals})
             logs.update(self.speed.log_fields(self.accelerator.num_processes))
             self._metrics.clear()
         super().log(logs, *args, **kwargs)
