@@ -79,11 +79,11 @@ def main() -> None:
                 output_dir=str(work / "runs" / f"{label}-{r}"), max_steps=args.warmup + args.steps,
                 per_device_train_batch_size=args.batch, logging_steps=10_000, save_steps=10_000, save_final=False,
                 gen_max_new_tokens=args.gen_tokens, cache_dir=str(work / "cache"), seed=r,
-                limit=args.batch * (args.warmup + args.steps), **extra,
+                limit=args.batch * (args.warmup + args.steps), disable_tqdm=True, **extra,
             )
             t0 = time.perf_counter()
             clock = CpuClock()
-            trainer = build_trainer(config, callbacks=[clock], training_args={"disable_tqdm": True})
+            trainer = build_trainer(config, callbacks=[clock])
             one_off.setdefault(label, time.perf_counter() - t0)
             trainer.train()
             steps = trainer.speed.step_times[args.warmup:]

@@ -64,10 +64,11 @@ def main() -> None:
                     None, method=method, teacher=str(teacher_dir), student=args.student, data=str(bench),
                     output_dir=str(work / "runs" / f"{side}-{method}-{seed}"), max_steps=args.steps,
                     per_device_train_batch_size=args.batch, logging_steps=1, save_steps=10_000, save_final=False,
-                    cache_dir=str(work / "cache"), seed=seed, limit=args.limit, teacher_cache_topk=k, bf16="false")
+                    cache_dir=str(work / "cache"), seed=seed, limit=args.limit, teacher_cache_topk=k, bf16=False,
+                    disable_tqdm=True)
                 t0, c0 = time.perf_counter(), time.process_time()
                 clock = CpuClock()
-                trainer = build_trainer(config, callbacks=[clock], training_args={"disable_tqdm": True})
+                trainer = build_trainer(config, callbacks=[clock])
                 if side == "cached" and build_s is None:
                     build_s = time.perf_counter() - t0  # the first cached set-up includes the one-off build
                 trainer.train()

@@ -54,7 +54,7 @@ def _kidsql_config(args: argparse.Namespace, pair: Path, work: Path, run: str) -
         None, method=method, teacher=str(pair / "teacher"), student=str(pair / "student"), data=args.data, split="dev",
         limit=args.examples, output_dir=str(work / run), max_steps=args.warmup + args.steps,
         per_device_train_batch_size=4, learning_rate=1e-4, logging_steps=1, save_steps=10**6, save_final=False,
-        bf16="false", shuffle=False, max_prompt_tokens=args.prompt_tokens, gen_max_new_tokens=args.new_tokens,
+        bf16=False, train_sampling_strategy="sequential", disable_tqdm=True, max_prompt_tokens=args.prompt_tokens, gen_max_new_tokens=args.new_tokens,
         temperature=1.0, cache_dir=str(work / "cache"), **extra)
 
 
@@ -117,7 +117,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     if run == "loss":
         from kidsql.distill.trainer import build_trainer
 
-        kid = build_trainer(_kidsql_config(args, pair, work, "kidsql-gkd-l0"), training_args={"disable_tqdm": True})
+        kid = build_trainer(_kidsql_config(args, pair, work, "kidsql-gkd-l0"))
         trl = _trl_trainer(args, pair, work, "trl-l0")
         batch = trl.data_collator([trl.train_dataset[i] for i in range(4)])
         with torch.no_grad():
@@ -131,7 +131,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     else:
         from kidsql.distill.trainer import build_trainer
 
-        trainer = build_trainer(_kidsql_config(args, pair, work, run), training_args={"disable_tqdm": True})
+        trainer = build_trainer(_kidsql_config(args, pair, work, run))
     clock = Clock()
     trainer.add_callback(clock)
     start = _rss_mb()

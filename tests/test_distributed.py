@@ -32,7 +32,7 @@ for method, extra in [("rkd", {}), ("kid", {"kid_strategy": "uniform", "kid_alph
     r = run_distill(load_config(
         None, method=method, teacher=teacher, student=spec, data=bench, output_dir=f"{out}/{method}",
         max_steps=4, per_device_train_batch_size=int(batch), learning_rate=1e-2, logging_steps=1,
-        save_steps=1000, shuffle=False, seed=0, bf16="false", **extra))
+        save_steps=1000, train_sampling_strategy="sequential", seed=0, bf16=False, **extra))
     results[method] = [(h["loss"], h["grad_norm"]) for h in r.log_history if "loss" in h]
 import torch.distributed as dist
 results["world_size"] = dist.get_world_size() if dist.is_initialized() else 1
@@ -93,7 +93,7 @@ CONFIGS = REPO / "configs" / "accelerate"
 def _distill_args(bench: Path, spec: str, teacher: Path, out: Path, batch: int, method: str = "rkd") -> list[str]:
     return ["distill", "--method", method, "--teacher", str(teacher), "--student", spec, "--data", str(bench),
             "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", str(batch),
-            "--learning_rate", "1e-2", "--logging_steps", "1", "--save_steps", "1000", "--no_shuffle", "--seed", "0",
+            "--learning_rate", "1e-2", "--logging_steps", "1", "--save_steps", "1000", "--train_sampling_strategy", "sequential", "--seed", "0",
             "--bf16", "false", "--cache_dir", str(out.parent / "cache")]
 
 
@@ -228,9 +228,10 @@ from kidsql.distill.trainer import training_prompts
 from kidsql.distributed import unwrap_model_for_generation
 
 bench, out = Path(sys.argv[1]), Path(sys.argv[2])
+config = load_config(None, data=str(bench), student="x")  # first: TrainingArguments set up the process state
 acc = Accelerator(cpu=True)
 tok = load_bench_tokenizer(bench)
-prompts, sqls = training_prompts(load_config(None, data=str(bench), student="x"), tok)
+prompts, sqls = training_prompts(config, tok)
 batch = SqlCollator(tok.pad_token_id)(encode_examples(tok, prompts[:3], sqls[:3]))
 ref, model = tiny_llama(tok, seed=4), tiny_llama(tok, seed=4)
 for layer in model.model.layers:

@@ -85,7 +85,7 @@ def test_teacher_key_covers_every_setting(tmp_path):
 
 
 def test_distill_config_gets_the_same_budget_for_every_method(tmp_path):
-    b = Budget(12, 4, 5e-4, 100, 20, train_limit=8)
+    b = Budget(12, 4, 5e-4, 100, 20, limit=8)
     a = steps.distill_config(tmp_path, "sft", "tiny:1m", tmp_path / "a", b)
     k = steps.distill_config(tmp_path, "kid", "tiny:1m", tmp_path / "k", b, teacher=tmp_path / "t", seed=2,
                          overrides={"kid_alpha": 0.4})

@@ -119,14 +119,14 @@ def test_trainer_with_a_dropout_student_rewrites_identically_twice(bench, tmp_pa
     train-mode prompt keys/values, so the same seed gives the same imperfect sequence twice."""
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.config import load_config
-    from kidsql.distill.trainer import DistillTrainer, training_prompts, mask_token_id, training_arguments
+    from kidsql.distill.trainer import DistillTrainer, training_prompts, mask_token_id
 
     tok = load_bench_tokenizer(bench)
     config = load_config(None, method="kid", student="x", data=str(bench), output_dir=str(tmp_path / "out"),
                          per_device_train_batch_size=4, kid_alpha=0.5)
     prompts, sqls = training_prompts(config, tok)
     trainer = DistillTrainer(
-        model=tiny_llama(tok, seed=2, attention_dropout=0.9), args=training_arguments(config),
+        model=tiny_llama(tok, seed=2, attention_dropout=0.9), args=config,
         train_dataset=encode_examples(tok, prompts, sqls), data_collator=SqlCollator(tok.pad_token_id),
         processing_class=tok, method=get_method("kid", kid_alpha=0.5), teacher=tiny_llama(tok, seed=1),
         mask_token_id=mask_token_id(tok, "bos"),

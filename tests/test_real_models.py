@@ -4,6 +4,7 @@ Spider folder as it ships, with --lora, for SFT and KID with default options; an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -206,26 +207,42 @@ def test_gold_items_reads_the_tables_and_columns_a_query_uses():
 # ------------------------------------------------------------------------------------- options and the outputs
 
 
-def test_training_arguments_pass_through(tmp_path):
+def test_every_training_argument_is_a_config_field(tmp_path, capsys):
+    from transformers import TrainingArguments
+
     from kidsql.cli import build_parser
-    from kidsql.distill.config import given_options, load_config
-    from kidsql.distill.trainer import training_arguments
+    from kidsql.distill.config import DistillConfig, given_options, load_config
 
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("optim: adafactor\ngradient_checkpointing: true\nlearning_rate: 0.001\n", encoding="utf-8")
     args = build_parser("distill").parse_args(["distill", "--config", str(yaml_file), "--torch_empty_cache_steps", "7",
                                       "--output_dir", str(tmp_path / "o")])
     cfg = load_config(args.config, **given_options(args))
-    assert cfg.learning_rate == 0.001
-    assert cfg.trainer_options == {"optim": "adafactor", "gradient_checkpointing": True, "torch_empty_cache_steps": 7}
-    ta = training_arguments(cfg)
-    assert (ta.optim, ta.gradient_checkpointing, ta.torch_empty_cache_steps) == ("adafactor", True, 7)
-    assert ta.gradient_checkpointing_kwargs == {"use_reentrant": False}  # works with frozen (LoRA) embeddings
-    assert ta.report_to == [] or ta.report_to == "none" or ta.report_to == ["none"]
+    assert isinstance(cfg, TrainingArguments) and cfg.learning_rate == 0.001
+    assert (cfg.optim, cfg.gradient_checkpointing, cfg.torch_empty_cache_steps) == ("adafactor", True, 7)
+    assert cfg.gradient_checkpointing_kwargs == {"use_reentrant": False}  # works with frozen (LoRA) embeddings
+    assert cfg.report_to == [] and cfg.remove_unused_columns is False and cfg.data_seed == cfg.seed
+    assert load_config(None, seed=4, data_seed=9).data_seed == 9
+    assert load_config(None, save_final=False).save_strategy == "no"
+    assert load_config(None, bf16="false").bf16 is False and load_config(None, bf16=True).bf16 is True
+    with pytest.raises(KidsqlError, match="--bf16 'maybe'"):
+        load_config(None, bf16="maybe")
     with pytest.raises(KidsqlError, match="unknown option"):
         load_config(None, not_an_option=1)
     with pytest.raises(KidsqlError, match="invalid training options"):
-        training_arguments(load_config(None, optim="no-such-optimizer"))
+        load_config(None, optim="no-such-optimizer")
+    # --help: kidsql's own options first, then every other TrainingArguments field
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        build_parser("distill").parse_args(["distill", "--help"])
+    text = capsys.readouterr().out
+    usage_and_own, others = text.split("other transformers.TrainingArguments fields:")
+    assert "--kid_alpha KID_ALPHA" in usage_and_own and "--optim {" in others and "--kid_alpha" not in others
+    # --resume is an alias of resume_from_checkpoint (kidsql's reading: auto or a checkpoint folder)
+    old = build_parser("distill").parse_args(["distill", "--resume", "auto"])
+    assert given_options(old)["resume_from_checkpoint"] == "auto"
+    own = {f.name for f in dataclasses.fields(DistillConfig)}
+    assert {f.name for f in dataclasses.fields(TrainingArguments)} <= own
 
 
 def test_lora_run_with_checkpointing_tensorboard_exec_eval_then_export(world, capsys):
@@ -271,6 +288,7 @@ def test_no_save_final_writes_no_checkpoint(world):
     assert not list((root / "gpt2-nosave").glob("checkpoint-*")) and not (root / "gpt2-nosave" / "final").exists()
     run = json.loads((root / "gpt2-nosave" / "run_config.json").read_text(encoding="utf-8"))
     assert run["resolved"]["max_prompt_tokens"]["used"] == 256 - 65
+    assert run["config"]["max_prompt_tokens"] == 256 - 65 and run["config"]["save_strategy"] == "no"
 
 
 def _has_tensorboard() -> bool:
@@ -291,7 +309,7 @@ def test_job_options_reach_every_run_and_bad_ones_stop_before_training(tmp_path)
                            overrides=cfg.run_overrides())
     assert (run.lora, run.lora_r, run.use_evidence, run.teacher_dtype, run.tokenizer) == (
         True, 8, False, "bfloat16", "Qwen/Qwen2-0.5B")
-    assert run.trainer_options == {"gradient_checkpointing": True, "optim": "adafactor"}
+    assert (run.gradient_checkpointing, run.optim) == (True, "adafactor")
     assert splits_of(cfg, data) == ["dev"]
     with pytest.raises(KidsqlError, match="unknown field.*nope"):
         BenchConfig(train_options="nope=1").check()

@@ -162,7 +162,7 @@ def test_training_on_the_cache_at_k_equal_vocab_is_the_live_teachers_run(bench, 
     def run(out: str, k: int) -> list[float]:
         r = run_distill(load_config(
             None, method=method, teacher=str(teacher_dir), student=spec, data=str(bench), output_dir=str(tmp_path / out),
-            max_steps=4, per_device_train_batch_size=3, learning_rate=1e-2, logging_steps=1, seed=3, bf16="false",
+            max_steps=4, per_device_train_batch_size=3, learning_rate=1e-2, logging_steps=1, seed=3, bf16=False,
             save_final=False, teacher_cache_topk=k, cache_dir=str(tmp_path / "cache")))
         return [h["loss"] for h in r.log_history if "loss" in h]
 

@@ -28,13 +28,13 @@ def _trainer(bench: Path, tmp_path: Path, method):  # noqa: ANN001, ANN202
     """A DistillTrainer on two different random micro Llamas (teacher seed 1, student seed 2)."""
     from kidsql.distill.batches import SqlCollator, encode_examples
     from kidsql.distill.config import load_config
-    from kidsql.distill.trainer import DistillTrainer, training_prompts, mask_token_id, training_arguments
+    from kidsql.distill.trainer import DistillTrainer, training_prompts, mask_token_id
 
     tok = load_bench_tokenizer(bench)
     config = load_config(None, method=method.name, student="x", data=str(bench), output_dir=str(tmp_path / "out"))
     prompts, sqls = training_prompts(config, tok)
     return DistillTrainer(
-        model=tiny_llama(tok, seed=2), args=training_arguments(config), train_dataset=encode_examples(tok, prompts, sqls),
+        model=tiny_llama(tok, seed=2), args=config, train_dataset=encode_examples(tok, prompts, sqls),
         data_collator=SqlCollator(tok.pad_token_id), processing_class=tok, method=method,
         teacher=tiny_llama(tok, seed=1) if method.needs_teacher else None, mask_token_id=mask_token_id(tok, "bos"),
     )
@@ -130,7 +130,7 @@ def test_resume_after_stop_gives_the_uninterrupted_weights(bench, tmp_path) -> N
     full = run_distill(config("full"))
     stopped = run_distill(config("parts"), callbacks=[_StopAt(3)])
     assert stopped.steps == 3 and (tmp_path / "parts" / "checkpoint-3").is_dir()
-    resumed = run_distill(config("parts", resume="auto"))
+    resumed = run_distill(config("parts", resume_from_checkpoint="auto"))
     assert resumed.steps == 6
     a = load_file(full.model_dir / "model.safetensors")
     b = load_file(resumed.model_dir / "model.safetensors")

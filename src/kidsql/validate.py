@@ -88,7 +88,6 @@ RULES: dict[str, Rule | Callable[[], Rule]] = {
     "warmup_steps": number(0),
     "weight_decay": number(0),
     "max_grad_norm": number(0, note="0: no clipping"),
-    "bf16": one_of("auto", "true", "false"),
     "data_kind": one_of("auto", "spider", "bird", "jsonl"),
     "limit": at_least(1, optional=True),
     "max_prompt_tokens": at_least(1),

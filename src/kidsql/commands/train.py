@@ -12,11 +12,11 @@ _FIXED = ("method", "teacher", "student", "output_dir")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from kidsql.distill.config import DistillConfig, add_config_arguments
+    from kidsql.distill.config import METHOD_OVERRIDES, add_config_arguments
 
     parser.add_argument("--model", help="model to fine-tune: a folder, a hub id, or tiny:<1m|3m|4m|8m|cfg.yaml>")
     parser.add_argument("--out", help="output folder (checkpoints, final/ model, train_result.json)")
-    add_config_arguments(parser, skip=_FIXED + tuple(DistillConfig().method_overrides()))
+    add_config_arguments(parser, skip=_FIXED + METHOD_OVERRIDES)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,17 +1,15 @@
-"""`DistillConfig`: every knob of a training run, as one flat dataclass, from YAML and/or the command line.
+"""`DistillConfig`: every knob of a training run, from YAML and/or the command line. It extends
+`transformers.TrainingArguments`, as TRL's configs do: the trainer takes it as its `args`, and every Trainer option
+(`--gradient_checkpointing`, `--report_to tensorboard`, `--optim adafactor`, `--resume_from_checkpoint`, ...) is a
+field of it.
 
 Flat on purpose: `transformers.HfArgumentParser` turns each field into a `--field` option (nested dataclasses are
-not supported there), and a flat YAML file is the easiest to read and diff. Prefixes group the fields:
+not supported there), and a flat YAML file is the easiest to read and diff. Prefixes group kidsql's own fields:
 `kid_*` (KID), `gen_*` (decoding of generated sequences), `lora_*`. Method fields left at None keep the
-method's defaults (see `kidsql.distill.methods`).
+method's defaults (see `kidsql.distill.methods`). The fields redeclared below keep their TrainingArguments
+meaning with kidsql's defaults; `bf16` unset means "auto" (`kidsql.precision`).
 
 Precedence: dataclass defaults < the YAML file (`--config`) < options given on the command line.
-
-Every other `transformers.TrainingArguments` field passes through unmapped, as TRL's configs (which extend
-`TrainingArguments`) allow: `--gradient_checkpointing`, `--report_to tensorboard`, `--optim adafactor`, or the
-same keys in the YAML file, land in `trainer_options` and go to `TrainingArguments` as they are. The fields below
-that share a name with a `TrainingArguments` field (learning_rate, seed, ...) are passed on by the trainer;
-`bf16` adds "auto".
 """
 
 from __future__ import annotations
@@ -22,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kidsql.config import (add_dataclass_arguments, add_fields_arguments, build_dataclass, config_field, given_fields,
-                           read_options)
+from transformers import TrainingArguments
+
+from kidsql.config import add_fields_arguments, build_dataclass, config_field, given_fields, read_options
+from kidsql.errors import KidsqlError
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(TrainingArguments):
     # what
     method: str = config_field("kid: sft, seqkd, fkd, rkd, fdistill, imitkd, gkd, gkd-fkl, gkd-rkl, gkd-jsd, kid", "kid")
     teacher: str | None = config_field("teacher model folder or hub id (not needed for sft)")
@@ -50,8 +50,8 @@ class DistillConfig:
     weight_decay: float = config_field("AdamW weight decay", 0.0)
     max_grad_norm: float = config_field("gradient clipping", 1.0)
     seed: int = config_field("seed of data order, initialisation and KID's masking", 0)
-    bf16: str = config_field("auto (bf16 autocast on a CUDA device or CPU with native bf16) | true | false", "auto")
-    shuffle: bool = config_field("shuffle training examples (off: sequential order, for reproducibility tests)", True)
+    bf16: bool | None = config_field("bf16 autocast; unset (or auto): on a CUDA device or CPU with native bf16 "
+                                     "(kidsql.precision)")
     share_prompt_prefix: bool = config_field("batch questions in blocks of 4 per database and run each block's schema prefix "
                                    "once (same logits; faster on long shared schemas, but less mixed batches can "
                                    "slow learning; single process only)", False)
@@ -70,8 +70,10 @@ class DistillConfig:
     logging_steps: int = config_field("log loss / tokens/s / step time every N steps", 10)
     save_steps: int = config_field("checkpoint every N steps", 500)
     save_total_limit: int | None = config_field("keep at most N checkpoints", 2)
-    resume: str | None = config_field("resume: 'auto' (latest checkpoint in output_dir; a finished run is reused) or a "
-                            "checkpoint folder; without it a folder holding a run is refused (see --force)")
+    resume_from_checkpoint: str | None = field(default=None, metadata={
+        "aliases": ["--resume"],
+        "help": "'auto' (the latest checkpoint in output_dir; a finished run is reused) or a checkpoint folder; without "
+                "it a folder holding a run is refused (see --force)"})
     save_final: bool = config_field("save the trained model to output_dir/final (--no_save_final: no checkpoint is written "
                           "at all)", True)
     cache_dir: str | None = config_field("cache of teacher-generated sequences (default: kidsql cache dir)")
@@ -114,58 +116,104 @@ class DistillConfig:
     gen_batch_size: int = config_field("batch size of the teacher's one-off generation", 16)
     force: bool = config_field("replace a finished or interrupted run in output_dir (its checkpoints, final/ and "
                      "train_result.json) and train from scratch", False)
-    # every other TrainingArguments field (not a command-line option of its own: the pass-through fills it)
-    trainer_options: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "other transformers.TrainingArguments fields, passed on as they are"})
+    # TrainingArguments fields whose default the trainer's batches need
+    remove_unused_columns: bool = config_field("keep every column of the batches (the trainer reads them all)", False)
+    ddp_find_unused_parameters: bool | None = config_field("DDP: look for parameters without gradient (none here)",
+                                                           False)
 
     def __post_init__(self) -> None:
+        """kidsql's checks and defaults (one-line errors), then TrainingArguments' own (`bf16` unset: "auto";
+        `--no_save_final` saves nothing, no checkpoints either; gradient checkpointing of the non-reentrant kind,
+        which works with frozen embeddings (LoRA) without making the inputs require gradients)."""
+        import torch
+
+        from kidsql.precision import auto_bf16_autocast
         from kidsql.validate import check_options
 
+        self.bf16 = _bf16_option(self.bf16)
         check_options(self)
+        if self.bf16 is None:
+            self.bf16 = auto_bf16_autocast()
+        checkpointing = self.activation_checkpointing or self.gradient_checkpointing  # the second: the older name
+        if checkpointing and not (self.activation_checkpointing_kwargs or self.gradient_checkpointing_kwargs):
+            self.activation_checkpointing_kwargs = {"use_reentrant": False}
+        if not self.save_final:
+            self.save_strategy = "no"
+        if self.data_seed is None:
+            self.data_seed = self.seed
+        if not torch.cuda.is_available():
+            self.use_cpu = True  # without it accelerate never starts a multi-process CPU (gloo) run
+        _check_report_to(self.report_to)
+        try:
+            super().__post_init__()
+        except (TypeError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise KidsqlError(f"invalid training options ({first}); fix the option named there") from err
 
     def method_overrides(self) -> dict[str, Any]:
-        names = ["divergence", "mle_weight", "student_fraction", "beta", "skew_alpha", "temperature"]
-        names += [f.name for f in dataclasses.fields(self) if f.name.startswith("kid_")]
-        return {n: getattr(self, n) for n in names}
+        return {n: getattr(self, n) for n in METHOD_OVERRIDES}
 
 
-# TrainingArguments fields the trainer sets itself from DistillConfig fields or fixes for its batches
-_FIXED_TRAINING_ARGS = frozenset({"output_dir", "remove_unused_columns", "train_sampling_strategy", "use_cpu",
-                                  "data_seed"})
+# the fields that override a method's defaults (None: keep the method's own)
+METHOD_OVERRIDES = ("divergence", "mle_weight", "student_fraction", "beta", "skew_alpha", "temperature",
+                    *(n for n in DistillConfig.__annotations__ if n.startswith("kid_")))
 
 
-def passthrough_fields() -> dict[str, Any]:
-    """{name: dataclasses.Field} of the TrainingArguments fields that are not DistillConfig fields."""
-    from transformers import TrainingArguments
+def _bf16_option(value: Any) -> bool | None:
+    """`bf16` as given (True, False, None, or "auto"/"true"/"false" from YAML or older configs) -> True/False/None."""
+    if value is None or isinstance(value, bool):
+        return value
+    named = {"auto": None, "true": True, "false": False}
+    if str(value).lower() not in named:
+        raise KidsqlError(f"--bf16 {value!r}: must be auto, true or false; fix the option (or the --config file)")
+    return named[str(value).lower()]
 
-    own = {f.name for f in dataclasses.fields(DistillConfig)}
-    return {f.name: f for f in dataclasses.fields(TrainingArguments)
-            if f.init and f.name not in own and f.name not in _FIXED_TRAINING_ARGS and not f.name.startswith("_")}
+
+# report_to backends kidsql documents, and the package each needs (installed with `pip install kidsql[<extra>]`)
+_REPORT_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", None),
+                    "mlflow": ("mlflow", None)}
+
+
+def _check_report_to(report_to: Any) -> None:
+    """A one-line error naming the install command when a report_to backend's package is missing."""
+    import importlib.util
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    for name in names:
+        package, extra = _REPORT_PACKAGES.get(str(name), (None, None))
+        if package and importlib.util.find_spec(package) is None:
+            how = f"pip install 'kidsql[{extra}]'" if extra else f"pip install {package}"
+            raise KidsqlError(f"report_to {name}: the {package} package is not installed; {how}, or drop report_to")
+
+
+def own_fields() -> list[dataclasses.Field]:
+    """kidsql's fields (and the TrainingArguments fields it redeclares), in the order of the class body."""
+    by_name = {f.name: f for f in dataclasses.fields(DistillConfig)}
+    return [by_name[name] for name in DistillConfig.__annotations__ if name in by_name]
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> DistillConfig:
-    """Defaults < YAML file at `path` < `overrides`; TrainingArguments fields go to `trainer_options`; unknown
-    keys are a one-line error naming the file."""
+    """Defaults < YAML file at `path` < `overrides`; unknown keys are a one-line error naming the file."""
     values = read_options(path)
     values.update(overrides)
-    passthrough = passthrough_fields()
-    extra = {k: values.pop(k) for k in list(values) if k in passthrough}
-    if extra:
-        values["trainer_options"] = {**(values.get("trainer_options") or {}), **extra}
     return build_dataclass(DistillConfig, values, path)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
-    """Add `--config`, one option per DistillConfig field, and one per other TrainingArguments field (the
-    pass-through, listed last in --help) to `parser` (see `kidsql.config`)."""
-    add_dataclass_arguments(parser, DistillConfig, skip=skip + ("trainer_options",))
-    group = parser.add_argument_group("other transformers.TrainingArguments fields (passed on as they are)")
-    add_fields_arguments(group, passthrough_fields().values())
+    """Add `--config` and one option per DistillConfig field to `parser` (see `kidsql.config`): kidsql's first,
+    then the other TrainingArguments fields, in a group of their own at the end of --help."""
+    own = [f for f in own_fields() if f.name not in skip]
+    parser.add_argument("--config", default=None, help="YAML file of options (command-line options override it)")
+    add_fields_arguments(parser, own, DistillConfig)
+    for action in parser._actions:
+        if action.dest == "bf16":  # --bf16 [auto|true|false]; the bare flag means true, as for other flags
+            action.type, action.nargs, action.const = _bf16_option, "?", True
+    names = {f.name for f in own_fields()} | set(skip)
+    group = parser.add_argument_group("other transformers.TrainingArguments fields")
+    add_fields_arguments(group, [f for f in dataclasses.fields(DistillConfig)
+                                 if f.init and f.name not in names and not f.name.startswith("_")], DistillConfig)
 
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The DistillConfig fields (and TrainingArguments fields) present in a namespace parsed by a parser from
-    `add_config_arguments`."""
-    out = given_fields(args, DistillConfig)
-    out.update({k: getattr(args, k) for k in passthrough_fields() if hasattr(args, k)})
-    return out
+    """The DistillConfig fields present in a namespace parsed by a parser from `add_config_arguments`."""
+    return given_fields(args, DistillConfig)

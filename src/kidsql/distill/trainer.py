@@ -22,7 +22,6 @@ divergence plus the weighted MLE term. Each term, and KID's rewrite statistics, 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -46,7 +45,6 @@ from kidsql.distributed import check_launch
 from kidsql.errors import KidsqlError
 from kidsql.files import write_atomic, write_json
 from kidsql.memory import peak_memory, reset_peak_memory
-from kidsql.precision import auto_bf16_autocast
 from kidsql.prompts import PromptStats
 from kidsql.run_folder import Plan, clear_run, locked, plan_run
 
@@ -155,7 +153,7 @@ class DistillTrainer(Trainer):
         self.teacher = self._prepare_teacher(teacher) if teacher is not None else None
         self._micro = (-1, 0)  # (global step, micro-batch index within it): seeds for KID masking and GKD's coin
         # one process only: DDP/FSDP/DeepSpeed expect one forward of the wrapped model per backward; gradient
-        # checkpointing turns the key/value cache off; a sequential order (shuffle off) is kept as given
+        # checkpointing turns the key/value cache off; a sequential order (train_sampling_strategy) is kept as given
         on = (share_prefix and groups is not None and self.accelerator.num_processes == 1
               and not self.args.gradient_checkpointing and self.args.train_sampling_strategy == "random")
         # blocks of PREFIX_BLOCK questions per database (fewer when the batch is smaller): see DatabaseGroupedSampler
@@ -294,68 +292,6 @@ def _deepspeed_inference(model: Any, accelerator: Any) -> Any:
 # ------------------------------------------------------------------------------------------- run_distill
 
 
-def training_arguments(config: DistillConfig, **extra: Any) -> Any:
-    """TrainingArguments from a DistillConfig (bf16 "auto": `kidsql.precision`), plus every other
-    TrainingArguments field in `config.trainer_options` as given. `--no_save_final` saves nothing at all (no
-    checkpoints either); gradient checkpointing defaults to the non-reentrant kind, which works with frozen
-    embeddings (LoRA) without making the inputs require gradients."""
-    bf16 = {"true": True, "false": False}.get(str(config.bf16).lower())
-    if bf16 is None:
-        if str(config.bf16).lower() != "auto":
-            raise KidsqlError(f"bf16 {config.bf16!r}: use auto, true or false")
-        bf16 = auto_bf16_autocast()
-    options = dict(config.trainer_options or {})
-    for flag in ("gradient_checkpointing", "activation_checkpointing"):  # the second: transformers' newer name
-        if options.get(flag) and not options.get(f"{flag}_kwargs"):
-            options[f"{flag}_kwargs"] = {"use_reentrant": False}
-    if not config.save_final:
-        options["save_strategy"] = "no"
-    options.setdefault("report_to", "none")
-    options.update(extra)
-    _check_report_to(options["report_to"])
-    try:
-        return _training_arguments(config, bf16, options)
-    except (TypeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise KidsqlError(f"invalid training options ({first}); fix the option named there") from err
-
-
-# report_to backends kidsql documents, and the package each needs (installed with `pip install kidsql[<extra>]`)
-_REPORT_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", None),
-                    "mlflow": ("mlflow", None)}
-
-
-def _check_report_to(report_to: Any) -> None:
-    """A one-line error naming the install command when a report_to backend's package is missing."""
-    import importlib.util
-
-    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
-    for name in names:
-        package, extra = _REPORT_PACKAGES.get(str(name), (None, None))
-        if package and importlib.util.find_spec(package) is None:
-            how = f"pip install 'kidsql[{extra}]'" if extra else f"pip install {package}"
-            raise KidsqlError(f"report_to {name}: the {package} package is not installed; {how}, or drop report_to")
-
-
-def _training_arguments(config: DistillConfig, bf16: bool, options: dict[str, Any]) -> Any:
-    """Every DistillConfig field that is a TrainingArguments field passes by name (`bf16` resolved from "auto"),
-    then what the trainer fixes for its batches, then the pass-through `options`."""
-    from transformers import TrainingArguments
-
-    shared = {f.name for f in dataclasses.fields(TrainingArguments) if f.init} - {"bf16"}
-    same_name = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in shared}
-    return TrainingArguments(
-        **same_name,
-        bf16=bf16,
-        data_seed=config.seed,
-        train_sampling_strategy="random" if config.shuffle else "sequential",
-        remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available(),  # without it accelerate never starts a multi-process CPU (gloo) run
-        **{"ddp_find_unused_parameters": False, "dataloader_num_workers": 0,
-           "dataloader_pin_memory": torch.cuda.is_available(), **options},
-    )
-
-
 # KID's mask token when the tokenizer has no BOS (Qwen, GPT-2 style BPE without one): the first special token it
 # has, in this order. Never a new token: adding one would change the vocabulary the teacher and student share.
 MASK_FALLBACK = ("pad", "eos", "unk")
@@ -382,12 +318,11 @@ def resolve_mask_token(tokenizer: Any, name: str) -> tuple[int, str]:
     return int(tid), f"{name} {tokenizer.convert_ids_to_tokens(int(tid))!r}"
 
 
-def build_trainer(
-    config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None
-) -> DistillTrainer:
+def build_trainer(config: DistillConfig, *, callbacks: list[Any] | None = None) -> DistillTrainer:
     """Everything before `train()`: method, tokenizer, student (+LoRA), teacher (vocab-checked), lengths checked
-    against the models' positions, data, features. What it resolved (mask token, prompt budget, shortened
-    prompts) is in `trainer.resolved`, which `run_distill` writes to `run_config.json`."""
+    against the models' positions, data, features. The config (its prompt budget fitted to the models) is the
+    trainer's `args`; what it resolved (mask token, prompt budget, shortened prompts) is in `trainer.resolved`;
+    `run_distill` writes both to `run_config.json`."""
     from accelerate import PartialState
     from transformers import set_seed
 
@@ -405,7 +340,6 @@ def build_trainer(
     existing_input(config.data, "--data", "a benchmark folder (Spider/BIRD layout) or a .jsonl file")
     if method.needs_teacher and not config.teacher:
         raise KidsqlError(f"method {method.name} needs --teacher (a fine-tuned teacher folder; train one with `kidsql train`)")
-    args = training_arguments(config, **(training_args or {}))  # first: it sets up the (distributed) PartialState
     set_seed(config.seed)
     tokenizer = load_tokenizer(_tokenizer_spec(config))
     lora = LoraOptions(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout) if config.lora else None
@@ -459,7 +393,7 @@ def build_trainer(
 
         callbacks.append(ExecutionEval.for_split(config, tokenizer))
     trainer = DistillTrainer(
-        model=student, args=args, train_dataset=features,
+        model=student, args=config, train_dataset=features,
         data_collator=SqlCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
         method=method, teacher=teacher, vocab_size=vocab, chunk_size=config.chunk_size,
         generation=student_sampling(method, max_new_tokens=config.gen_max_new_tokens, temperature=config.gen_temperature,
@@ -468,7 +402,7 @@ def build_trainer(
         groups=groups, share_prefix=config.share_prompt_prefix, reuse_prompt=config.reuse_prompt_kv,
         teacher_cache=cache,
     )
-    trainer.resolved, trainer.run_config = resolved, config
+    trainer.resolved = resolved
     for cb in trainer.callback_handler.callbacks:
         if hasattr(cb, "attach"):
             cb.attach(trainer)
@@ -488,7 +422,7 @@ def fit_lengths(config: DistillConfig, models: list[Any], resolved: dict[str, An
     """Prompt + SQL (+ EOS) and prompt + generated SQL checked against the models' positions, before any compute:
     the prompt budget is lowered to fit, with a warning that says so (recorded in `resolved`); when not even
     MIN_PROMPT_TOKENS would remain, a one-line error names the options to lower."""
-    import dataclasses
+    import copy
     import warnings
 
     from kidsql.models import max_positions
@@ -507,7 +441,9 @@ def fit_lengths(config: DistillConfig, models: list[Any], resolved: dict[str, An
                f"positions: the prompt budget is lowered to {room}")
     warnings.warn(message, stacklevel=2)
     resolved["max_prompt_tokens"] = {"asked": config.max_prompt_tokens, "used": room, "max_positions": limit}
-    return dataclasses.replace(config, max_prompt_tokens=room)
+    fitted = copy.copy(config)  # not dataclasses.replace: TrainingArguments' checks have run once already
+    fitted.max_prompt_tokens = room
+    return fitted
 
 
 def start_line(trainer: DistillTrainer) -> str:
@@ -526,32 +462,31 @@ def start_line(trainer: DistillTrainer) -> str:
     return f"{trainer.method.name}: " + "; ".join(parts) + f"; world size {trainer.accelerator.num_processes}"
 
 
-def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None, training_args: dict[str, Any] | None = None) -> TrainResult:
-    """Train per `config` (resuming when `config.resume` says so); save `output_dir/final` and `train_result.json`.
+def run_distill(config: DistillConfig, *, callbacks: list[Any] | None = None) -> TrainResult:
+    """Train per `config` (resuming when `config.resume_from_checkpoint` says so); save `output_dir/final` and `train_result.json`.
 
     The output folder is locked for the run and what it already holds decides how the run starts
-    (`kidsql.run_folder.plan_run`): a finished run is reused with `resume="auto"`, any other run is refused
-    unless `resume` or `force` says what to do with it."""
+    (`kidsql.run_folder.plan_run`): a finished run is reused with `resume_from_checkpoint="auto"`, any other
+    run is refused unless `resume_from_checkpoint` or `force` says what to do with it."""
     from kidsql.validate import writable_folder
 
     writable_folder(config.output_dir, "--output_dir")
     with locked(config.output_dir):
-        plan = plan_run(config.output_dir, resume=config.resume, force=config.force, max_steps=config.max_steps)
+        plan = plan_run(config.output_dir, resume=config.resume_from_checkpoint, force=config.force, max_steps=config.max_steps)
         if plan.finished is not None:
             print(f"{config.output_dir}: reusing the finished run ({plan.finished})")
             return TrainResult.from_json(plan.finished.read_text(encoding="utf-8"))
-        return _train_run(config, plan, callbacks, training_args)
+        return _train_run(config, plan, callbacks)
 
 
-def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
-               training_args: dict[str, Any] | None) -> TrainResult:
-    trainer = build_trainer(config, callbacks=callbacks, training_args=training_args)
+def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None) -> TrainResult:
+    trainer = build_trainer(config, callbacks=callbacks)
     if plan.clear:
         clear_run(config.output_dir)
     reset_peak_memory()  # this run's own peak, even when one process trains several models (bench)
     out = Path(config.output_dir)
     if trainer.is_world_process_zero():
-        write_json(out / "run_config.json", {"config": asdict(trainer.run_config), "resolved": trainer.resolved})
+        write_json(out / "run_config.json", {"config": trainer.args.to_dict(), "resolved": trainer.resolved})
     trainer.train(resume_from_checkpoint=plan.checkpoint)
     model_dir = out / "final" if config.save_final else None
     if model_dir is not None:
@@ -560,7 +495,7 @@ def _train_run(config: DistillConfig, plan: Plan, callbacks: list[Any] | None,
 
         trainer.save_model(str(model_dir))
         if trainer.is_world_process_zero():
-            save_prompt_options(training_prompt_options(trainer.run_config, trainer.processing_class), model_dir)
+            save_prompt_options(training_prompt_options(trainer.args, trainer.processing_class), model_dir)
             write_vocab_stamp(model_dir, trainer.processing_class)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     peak, kind = peak_memory()

@@ -8,7 +8,7 @@ Layout of `--out`:
     report.md, report.json, score_vs_latency.png, learning_curves.png
 
 Resumable: a run whose result.json exists is skipped; an interrupted training resumes from its last checkpoint
-(`DistillConfig.resume="auto"`). The report is rebuilt from every result.json at the end, so it always covers
+(`DistillConfig.resume_from_checkpoint="auto"`). The report is rebuilt from every result.json at the end, so it always covers
 all finished runs. One teacher (trained with the first seed) serves every seed: seeds vary the students.
 """
 

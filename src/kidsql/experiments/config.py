@@ -78,9 +78,9 @@ class RunConfig:
 
     def check(self) -> None:
         """Refuse, before any training, `--train_options` fields that neither kidsql nor TrainingArguments knows."""
-        from kidsql.distill.config import DistillConfig, passthrough_fields
+        from kidsql.distill.config import DistillConfig
 
-        known = {f.name for f in dataclasses.fields(DistillConfig)} | set(passthrough_fields())
+        known = {f.name for f in dataclasses.fields(DistillConfig) if f.init}
         unknown = sorted(set(parse_train_options(self.train_options)) - known)
         if unknown:
             raise KidsqlError(f"--train_options: unknown field(s) {', '.join(unknown)}; use `kidsql distill --help` "
@@ -128,15 +128,16 @@ def parse_methods(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Budget:
-    """What one training run may spend; identical for every method of a comparison."""
+    """What one training run may spend; identical for every method of a comparison. The fields are
+    `DistillConfig` fields of the same names (`options()`), so a run's config takes them as they are."""
 
     max_steps: int
-    batch_size: int
+    per_device_train_batch_size: int
     learning_rate: float
     max_prompt_tokens: int
     max_sql_tokens: int
-    train_limit: int | None = None
-    max_new_tokens: int = 96
+    limit: int | None = None
+    gen_max_new_tokens: int = 96
     gen_batch_size: int = 16
     save_steps: int = 500
     num_sample_values: int = 0
@@ -145,19 +146,25 @@ class Budget:
     lr_scheduler_type: str = "linear"
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.batch_size < 1:
-            raise KidsqlError(f"steps ({self.max_steps}) and batch size ({self.batch_size}) must be >= 1; fix the config")
+        if self.max_steps < 1 or self.per_device_train_batch_size < 1:
+            raise KidsqlError(f"steps ({self.max_steps}) and batch size ({self.per_device_train_batch_size}) must be "
+                              ">= 1; fix the config")
+
+    def options(self) -> dict[str, Any]:
+        """The DistillConfig fields this budget sets."""
+        return dataclasses.asdict(self)
 
 
 def teacher_budget(cfg: RunConfig) -> Budget:
-    return Budget(cfg.teacher_steps, cfg.batch_size, cfg.teacher_learning_rate, cfg.max_prompt_tokens,
-                  cfg.max_sql_tokens, cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps=50,
-                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values,
-                  warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type)
+    return _budget(cfg, cfg.teacher_steps, cfg.teacher_learning_rate, save_steps=50)
 
 
 def student_budget(cfg: RunConfig, save_steps: int = 500) -> Budget:
-    return Budget(cfg.student_steps, cfg.batch_size, cfg.learning_rate, cfg.max_prompt_tokens, cfg.max_sql_tokens,
-                  cfg.train_limit, cfg.max_new_tokens, cfg.gen_batch_size, save_steps,
-                  num_sample_values=cfg.num_sample_values, matched_values=cfg.matched_values,
-                  warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type)
+    return _budget(cfg, cfg.student_steps, cfg.learning_rate, save_steps=save_steps)
+
+
+def _budget(cfg: RunConfig, steps: int, learning_rate: float, save_steps: int) -> Budget:
+    return Budget(steps, cfg.batch_size, learning_rate, cfg.max_prompt_tokens, cfg.max_sql_tokens, cfg.train_limit,
+                  cfg.max_new_tokens, cfg.gen_batch_size, save_steps, num_sample_values=cfg.num_sample_values,
+                  matched_values=cfg.matched_values, warmup_steps=cfg.warmup_steps,
+                  lr_scheduler_type=cfg.lr_scheduler_type)

@@ -15,7 +15,6 @@ examples) and `README.md` (the card for people).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -39,7 +38,7 @@ def setup_of(cfg: RunConfig) -> dict[str, Any]:
     from kidsql.experiments.config import teacher_budget
 
     return {"bench_size": cfg.bench_size, "bench_seed": cfg.bench_seed, "benchmark_version": FORMAT_VERSION,
-            "teacher": cfg.teacher, "seed": cfg.seed, "budget": dataclasses.asdict(teacher_budget(cfg))}
+            "teacher": cfg.teacher, "seed": cfg.seed, "budget": teacher_budget(cfg).options()}
 
 
 def read_card(folder: Path = SHIPPED_DIR) -> dict[str, Any] | None:
@@ -107,7 +106,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "# The demo's teacher (shipped with kidsql)\n\n"
         f"`{s['teacher']}` (a 4-layer Llama, about 2.6 M parameters, float32 safetensors) trained from scratch with "
         f"SFT on the embedded benchmark (`--bench_size {s['bench_size']}`, seed {s['bench_seed']}, format version "
-        f"{s['benchmark_version']}): {b['max_steps']} steps, batch {b['batch_size']}, lr {b['learning_rate']}, "
+        f"{s['benchmark_version']}): {b['max_steps']} steps, batch {b['per_device_train_batch_size']}, lr {b['learning_rate']}, "
         f"{b['lr_scheduler_type']} schedule with {b['warmup_steps']} warm-up steps, prompts of at most "
         f"{b['max_prompt_tokens']} tokens, seed {s['seed']}.\n\n"
         f"Rebuild: `{card['training_command']}` (trains it, copies it here, scores it, writes this card). Built "

@@ -109,15 +109,8 @@ def distill_config(bench_dir: Path, method: str, student: str, output_dir: Path,
 
     values: dict[str, Any] = dict(
         method=method, teacher=str(teacher) if teacher else None, student=student, data=str(bench_dir),
-        split="train", limit=budget.train_limit,
-        output_dir=str(output_dir), learning_rate=budget.learning_rate, max_steps=budget.max_steps,
-        per_device_train_batch_size=budget.batch_size, seed=seed, max_prompt_tokens=budget.max_prompt_tokens,
-        max_sql_tokens=budget.max_sql_tokens, logging_steps=max(1, budget.max_steps // 10),
-        save_steps=budget.save_steps, save_total_limit=1, resume=resume,
-        gen_max_new_tokens=budget.max_new_tokens, gen_batch_size=budget.gen_batch_size,
-        num_sample_values=budget.num_sample_values, matched_values=budget.matched_values,
-        warmup_steps=budget.warmup_steps, lr_scheduler_type=budget.lr_scheduler_type,
-    )
+        split="train", output_dir=str(output_dir), seed=seed, resume_from_checkpoint=resume,
+        logging_steps=max(1, budget.max_steps // 10), save_total_limit=1, **budget.options())
     values.update(overrides or {})
     values.setdefault("tokenizer", None)
     values["tokenizer"] = values["tokenizer"] or run_tokenizer(bench_dir, student, teacher)
