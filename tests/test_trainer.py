@@ -237,3 +237,50 @@ def test_each_loss_term_is_logged_and_they_add_up_to_the_loss(bench, tmp_path, n
     again = {"loss": loss}
     trainer.log(again)
     assert not terms & set(again), "the terms are cleared after each log"
+
+
+def _kidsql_calls(fn) -> set[tuple[str, str]]:  # noqa: ANN001
+    """(file under kidsql/, qualified name) of every kidsql function that runs inside `fn()`."""
+    import kidsql
+
+    root = str(Path(kidsql.__file__).parent) + "/"
+    calls: set[tuple[str, str]] = set()
+
+    def profile(frame, event, arg):  # noqa: ANN001, ANN202
+        code = frame.f_code
+        if event == "call" and code.co_filename.startswith(root):
+            calls.add((code.co_filename[len(root):], code.co_qualname))
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_one_default_kid_step_reads_in_two_files_and_at_most_ten_functions(bench, tmp_path) -> None:
+    """The step's own logic (sequence source, KID's rewrite, the loss) runs in trainer.py and sequences.py, in at
+    most ten functions; everything else it runs is the student-forward helper (`distill/forward.py` and the
+    shared-prefix kernels behind it) and the divergences. Measured on one default KID compute_loss (prompt
+    reuse on), every kidsql function call recorded."""
+    trainer = _trainer(bench, tmp_path, get_method("kid"))
+    assert trainer.sources.reuse_prompt  # the default path, with its speed machinery
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in (1, 2, 6)])
+    calls = _kidsql_calls(lambda: trainer.compute_loss(trainer.model, batch))
+    helpers = {"distill/forward.py", "distill/shared_prefix.py", "distill/divergences.py"}
+    step = {c for c in calls if c[0] not in helpers}
+    assert step == {
+        ("distill/trainer.py", "DistillTrainer.compute_loss"),  # the loss: divergence + weighted MLE
+        ("distill/trainer.py", "DistillTrainer.sequences"),  # the method's source (no on-policy share for KID)
+        ("distill/sequences.py", "imperfect"),  # KID's source
+        ("distill/sequences.py", "SourceContext.forward"),  # the student-forward helper over the batch
+        ("distill/sequences.py", "imperfect_sequences"),  # mask, the student's guess, rewrite
+        ("distill/sequences.py", "num_to_rewrite"),
+        ("distill/sequences.py", "choose_positions"),
+        ("distill/trainer.py", "DistillTrainer._record"),  # per-term logs
+        ("distill/trainer.py", "SpeedMeter.add_tokens"),
+    }, sorted(step)
+    assert len(step) <= 10
+    assert ("distill/forward.py", "StudentForward.logits") in calls and ("distill/forward.py", "PromptPrefix.logits_at") in calls
+    assert {("distill/divergences.py", "divergence"), ("distill/divergences.py", "cross_entropy")} <= calls

@@ -10,7 +10,6 @@ Logit alignment, used throughout: the distribution over token t is read from the
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -124,9 +123,10 @@ def imperfect(ctx: SourceContext, model: Any, inputs: dict[str, Tensor], seed: i
 # --------------------------------------------------------------------------------------------- KID (imperfect)
 
 
-def num_to_rewrite(n_sql_tokens: int, alpha: float) -> int:
-    """round(alpha * n), rounding halves up (Python's round() would round 0.5 to even: 2.5 -> 2)."""
-    return int(math.floor(alpha * n_sql_tokens + 0.5))
+def num_to_rewrite(n_sql_tokens: Tensor | int, alpha: float) -> Tensor:
+    """round(alpha * n) of each row's n, rounding halves up (Python's round() would round 0.5 to even: 2.5 -> 2);
+    in float64, as Python computes alpha * n."""
+    return torch.floor(torch.as_tensor(n_sql_tokens).double() * alpha + 0.5).long()
 
 
 def choose_positions(
@@ -185,7 +185,7 @@ def imperfect_sequences(guess: Guess, input_ids: Tensor, sql_mask: Tensor, optio
     if eos_token_id is not None:
         eligible &= input_ids != eos_token_id
     eligible[:, 0] = False  # position 0 has no logits before it to predict from
-    k = torch.tensor([num_to_rewrite(int(n), options.alpha) for n in eligible.sum(1)], device=input_ids.device)
+    k = num_to_rewrite(eligible.sum(1), options.alpha)
     ent = None
     if options.strategy in ("hard", "easy"):  # the student's entropy on the gold y, at the eligible positions only
         need = eligible[:, 1:].any(0).nonzero().squeeze(1)

@@ -189,20 +189,22 @@ class DistillTrainer(Trainer):
             return _deepspeed_inference(teacher, self.accelerator)
         return self.accelerator.prepare_model(teacher, evaluation_mode=True)
 
-    def _next_seed(self) -> int:
-        """A seed unique to (run seed, step, micro-batch): identical after a resume, identical on every process."""
-        step, micro = self._micro
-        self._micro = (step, micro + 1) if step == self.state.global_step else (self.state.global_step, 0)
-        return (self.args.seed * 1_000_003 + self._micro[0] * 1009 + self._micro[1]) % (2**63)
-
-    def sequences(self, model: Any, inputs: dict[str, torch.Tensor], seed: int) -> Sequences:
-        """This micro-batch's sequences: the student's own samples on the method's on-policy share of batches
-        (one coin per micro-batch, the same on every process), else the method's source."""
-        fraction = self.method.on_policy_fraction(self.state.global_step, self.state.max_steps)
-        on_policy = fraction > 0 and random.Random(seed).random() < fraction
-        if fraction > 0:
+    def sequences(self, model: Any, inputs: dict[str, torch.Tensor], seed: int | None = None) -> Sequences:
+        """This micro-batch's sequences from the method's source, or, on the method's on-policy share of batches
+        (GKD, ImitKD: one coin per micro-batch, the same on every process), the student's own samples. `seed`
+        (KID's masking, the coin) defaults to one unique to (run seed, step, micro-batch): identical after a
+        resume, identical on every process."""
+        if seed is None:
+            step, micro = self._micro
+            self._micro = (step, micro + 1) if step == self.state.global_step else (self.state.global_step, 0)
+            seed = (self.args.seed * 1_000_003 + self._micro[0] * 1009 + self._micro[1]) % (2**63)
+        source = self.method.sequences
+        if self.method.student_fraction > 0:
+            fraction = self.method.on_policy_fraction(self.state.global_step, self.state.max_steps)
+            on_policy = random.Random(seed).random() < fraction
             self._metrics["on_policy"].append(float(on_policy))
-        return SOURCES["on-policy" if on_policy else self.method.sequences](self.sources, model, inputs, seed)
+            source = "on-policy" if on_policy else source
+        return SOURCES[source](self.sources, model, inputs, seed)
 
     # ------------------------------------------------------------------------------------------------ loss
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
@@ -210,7 +212,7 @@ class DistillTrainer(Trainer):
         """divergence(teacher, student) on the step's sequences + mle_weight * CE(student, target tokens), each a
         per-token mean over the global batch (module docstring)."""
         m, v = self.method, self.vocab_size
-        seq = self.sequences(model, inputs, self._next_seed())
+        seq = self.sequences(model, inputs)
         kl_mask = seq.kl_mask[:, 1:]
         mle_mask = seq.mle_mask[:, 1:] if seq.mle_ids is not None else torch.zeros_like(kl_mask)
         keep = (kl_mask | mle_mask).any(0).nonzero().squeeze(1)  # logits only where some loss reads them
