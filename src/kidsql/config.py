@@ -25,20 +25,21 @@ def config_field(text: str, default: Any = None) -> Any:
     return field(default=default, metadata={"help": text})
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
-    """`--config` plus one option per field of `cls` (but `skip`), HfArgumentParser's rules (`--a_b`, `--a-b`)."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = (),
+                            fields: Any = None) -> None:
+    """`--config` plus one option per field of `cls` (`fields`, in their order; default all) but `skip`,
+    HfArgumentParser's rules (`--a_b`, `--a-b`)."""
     parser.add_argument("--config", default=None, help="YAML file of options (command-line options override it)")
-    add_fields_arguments(parser, [f for f in dataclasses.fields(cls) if f.name not in skip], cls)
+    add_fields_arguments(parser, [f for f in fields or dataclasses.fields(cls) if f.name not in skip], cls)
 
 
-def add_fields_arguments(parser: Any, fields: Any, cls: type | None = None) -> None:
-    """One option per dataclass field in `fields` (of `cls`; by default `transformers.TrainingArguments`, whose
-    fields kidsql passes through) on `parser` (a parser or an argument group), defaulting to SUPPRESS so that what
-    the user did not type does not override the YAML file."""
-    from transformers import HfArgumentParser, TrainingArguments
+def add_fields_arguments(parser: Any, fields: Any, cls: type) -> None:
+    """One option per dataclass field in `fields` (of `cls`) on `parser` (a parser or an argument group),
+    defaulting to SUPPRESS so that what the user did not type does not override the YAML file."""
+    from transformers import HfArgumentParser
 
     fields = list(fields)
-    hints = get_type_hints(cls or TrainingArguments)
+    hints = get_type_hints(cls)
     names = set()
     for f in fields:
         f = copy.copy(f)  # HfArgumentParser rewrites field.type in place; keep the class's fields intact

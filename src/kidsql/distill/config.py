@@ -22,7 +22,8 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from kidsql.config import add_fields_arguments, build_dataclass, config_field, given_fields, read_options
+from kidsql.config import (add_dataclass_arguments, add_fields_arguments, build_dataclass, config_field, given_fields,
+                           read_options)
 from kidsql.errors import KidsqlError
 
 
@@ -160,7 +161,8 @@ METHOD_OVERRIDES = ("divergence", "mle_weight", "student_fraction", "beta", "ske
 
 
 def _bf16_option(value: Any) -> bool | None:
-    """`bf16` as given (True, False, None, or "auto"/"true"/"false" from YAML or older configs) -> True/False/None."""
+    """`bf16` as given (True, False, None, or "auto"/"true"/"false" as YAML and the command line write them) ->
+    True/False/None (auto)."""
     if value is None or isinstance(value, bool):
         return value
     named = {"auto": None, "true": True, "false": False}
@@ -202,9 +204,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> DistillConf
 def add_config_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
     """Add `--config` and one option per DistillConfig field to `parser` (see `kidsql.config`): kidsql's first,
     then the other TrainingArguments fields, in a group of their own at the end of --help."""
-    own = [f for f in own_fields() if f.name not in skip]
-    parser.add_argument("--config", default=None, help="YAML file of options (command-line options override it)")
-    add_fields_arguments(parser, own, DistillConfig)
+    add_dataclass_arguments(parser, DistillConfig, skip=skip, fields=own_fields())
     for action in parser._actions:
         if action.dest == "bf16":  # --bf16 [auto|true|false]; the bare flag means true, as for other flags
             action.type, action.nargs, action.const = _bf16_option, "?", True
