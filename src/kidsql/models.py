@@ -453,9 +453,10 @@ def keep_layers(model_dir: Path | str, out_dir: Path | str, num_layers: int) -> 
     kept), its embeddings, final norm and output layer: DistilBERT's student initialisation (Sanh et al., 2019).
 
     Why: the paper's students are pretrained LMs, not random networks. On a CPU there is no time to pretrain a
-    student, and a randomly initialised one learns nothing in a demo's budget (docs/results/), so the demo and bench start every student from the same layer-subset of the trained teacher: a
-    shared, weaker starting point from which the methods differ only in what they distil. Works for models that
-    keep their decoder layers in `model.model.layers` (Llama, Qwen, Mistral, ...).
+    student, and a randomly initialised one learns nothing in a demo's budget (docs/results/), so the demo and
+    bench start every student from the same layer-subset of the trained teacher: a shared, weaker starting point
+    from which the methods differ only in what they distil. Works for models that keep their decoder layers in
+    `model.model.layers` (Llama, Qwen, Mistral, ...).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -9,15 +9,18 @@ bf16, or a CPU with AVX512-BF16), float32 elsewhere.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from kidsql.errors import KidsqlError
+
+if TYPE_CHECKING:  # torch loads on first use: `kidsql.models` imports this module and keeps `kidsql --help` fast
+    import torch
 
 
 def native_bf16() -> str | None:
     """"cuda" or "cpu" where bf16 is native there (CUDA first), else None."""
+    import torch
+
     if torch.cuda.is_available():
         return "cuda" if torch.cuda.is_bf16_supported() else None
     native = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
@@ -31,6 +34,8 @@ def auto_bf16_autocast() -> bool:
 
 def resolve_dtype(dtype: Any = None) -> torch.dtype:
     """A weight dtype: None/"auto" -> bf16 on a CUDA device with native bf16, else float32 (module docstring)."""
+    import torch
+
     if dtype is None or dtype == "auto":
         return torch.bfloat16 if native_bf16() == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
