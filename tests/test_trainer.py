@@ -86,8 +86,8 @@ def test_kid_loss_matches_its_definition(bench, tmp_path, mle_on: str, kl_positi
     ids, attn, sql = batch["input_ids"], batch["attention_mask"], batch["sql_mask"]
     loss = float(trainer.compute_loss(trainer.model, batch).detach())
     y_hat, chosen = kid_rewrite(trainer.model, ids, sql, alpha=0.3, strategy="uniform",
-                                        mask_token_id=trainer.mask_token_id, attention_mask=attn,
-                                        eos_token_id=trainer.eos_id)
+                                        mask_token_id=trainer.sources.mask_token_id, attention_mask=attn,
+                                        eos_token_id=trainer.sources.eos_token_id)
     assert chosen.any() and not torch.equal(y_hat, ids)
     with torch.no_grad():
         s_hat = trainer.model(input_ids=y_hat, attention_mask=attn).logits

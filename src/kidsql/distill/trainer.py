@@ -143,10 +143,7 @@ class DistillTrainer(Trainer):
         self.teacher_cache = teacher_cache  # kidsql.distill.teacher_cache.TeacherTopK: the teacher on gold batches
         if method.needs_teacher and teacher is None and not (teacher_cache is not None and method.student_fraction == 0):
             raise KidsqlError(f"method {method.name} needs a teacher; pass --teacher")
-        tok = self.processing_class
-        self.method, self.generation = method, generation or GenerationOptions()
-        self.eos_id, self.pad_id = tok.eos_token_id, tok.pad_token_id
-        self.mask_token_id, self.vocab_size, self.chunk_size = mask_token_id, vocab_size, chunk_size
+        self.method, self.vocab_size, self.chunk_size = method, vocab_size, chunk_size
         if method.sequences == "imperfect" and mask_token_id is None:
             raise KidsqlError("KID needs a mask token id (kid_mask_token: bos, eos, unk, pad or a token string)")
         self.loss_is_scaled_for_ga = False  # we normalise per micro-batch; let Trainer divide by accumulation steps
@@ -167,10 +164,11 @@ class DistillTrainer(Trainer):
                  and not self.is_deepspeed_enabled and not self.is_fsdp_enabled)
         # the prompt's keys/values are computed in train mode, with gradient; the rewrite is the student's eval-mode
         # guess, so with dropout it runs its own forward and the reused prompt serves the training forward only
+        tok = self.processing_class
         self.sources = SourceContext(
-            method=method, accelerator=self.accelerator, generation=self.generation, eos_token_id=self.eos_id,
-            pad_token_id=self.pad_id, mask_token_id=mask_token_id, vocab_size=vocab_size,
-            share_prefix=self.share_prefix, reuse_prompt=reuse,
+            method=method, accelerator=self.accelerator, generation=generation or GenerationOptions(),
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, mask_token_id=mask_token_id,
+            vocab_size=vocab_size, share_prefix=self.share_prefix, reuse_prompt=reuse,
             guess_reuses_prompt=not has_dropout(self.accelerator.unwrap_model(self.model)))
         self._metrics: dict[str, list[float]] = defaultdict(list)  # per-term values since the last log
         if self.pop_callback(ProgressCallback) is not None:

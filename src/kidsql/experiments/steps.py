@@ -15,7 +15,6 @@ Why each step looks the way it does:
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,7 +122,7 @@ def teacher_key(bench_dir: Path, spec: str, budget: Budget, seed: int = 0,
     options (training split, LoRA, ...) when there are any, version."""
     import kidsql
 
-    ident = {"bench": str(Path(bench_dir).resolve()), "spec": spec, "budget": dataclasses.asdict(budget),
+    ident = {"bench": str(Path(bench_dir).resolve()), "spec": spec, "budget": budget.options(),
              "seed": seed, "version": kidsql.__version__}
     if overrides and overrides != {"split": "train", "use_evidence": True}:
         ident["overrides"] = {k: str(v) for k, v in sorted(overrides.items())}

@@ -25,7 +25,7 @@ def warmup_key(bench_dir: Path, student: str, budget: Budget, seed: int) -> str:
     from kidsql.distill.sequences import model_fingerprint
 
     ident = {"bench": str(Path(bench_dir).resolve()), "student": model_fingerprint(student),
-             "budget": dataclasses.asdict(budget), "seed": seed, "version": kidsql.__version__}
+             "budget": budget.options(), "seed": seed, "version": kidsql.__version__}
     return cache_key(ident, 16)
 
 
