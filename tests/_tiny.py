@@ -45,11 +45,18 @@ MICRO_CONFIG = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, n
 
 
 def write_database(path: Path) -> Path:
+    return write_tables(path, {f"{table} ({', '.join(f'{c} {t}' for c, t in cols)}, PRIMARY KEY ({cols[0][0]}))":
+                               ROWS[table] for table, cols in TABLES.items()})
+
+
+def write_tables(path: Path, tables: dict[str, list[tuple]]) -> Path:
+    """A SQLite file at `path` (its folders created): {"name (column definitions)": rows} for each table."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path)
-    for table, cols in TABLES.items():
-        conn.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in cols)}, PRIMARY KEY ({cols[0][0]}))")
-        conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})", ROWS[table])
+    for table, rows in tables.items():
+        conn.execute(f"CREATE TABLE {table}")
+        if rows:
+            conn.executemany(f"INSERT INTO {table.split()[0]} VALUES ({', '.join('?' * len(rows[0]))})", rows)
     conn.commit()
     conn.close()
     return path

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from _tiny import write_tables
 from kidsql.cli import main
 from kidsql.data.types import Example
 from kidsql.evaluate import MAX_SQL_CHARS, evaluate
@@ -37,13 +37,8 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture()
 def db_dir(tmp_path: Path) -> Path:
     """`shop` with 3,000 rows in t: its self-join is 9 million rows, enough for a sort that outlives a bound."""
-    path = tmp_path / "db" / "shop" / "shop.sqlite"
-    path.parent.mkdir(parents=True)
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE t (x INTEGER, y INTEGER)")
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i % 50, (i * 7919) % 3000) for i in range(3000)])
-    conn.commit()
-    conn.close()
+    write_tables(tmp_path / "db" / "shop" / "shop.sqlite",
+                 {"t (x INTEGER, y INTEGER)": [(i % 50, (i * 7919) % 3000) for i in range(3000)]})
     return tmp_path / "db"
 
 

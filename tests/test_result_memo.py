@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from _tiny import write_tables
 from kidsql.data.types import Example
 from kidsql.evaluate import evaluate
 from kidsql.sql.memo import ResultMemo, deterministic
@@ -16,14 +16,8 @@ from kidsql.sql.sandbox import Database, ExecResult
 
 @pytest.fixture()
 def db(tmp_path: Path) -> Path:
-    path = tmp_path / "db" / "shop" / "shop.sqlite"
-    path.parent.mkdir(parents=True)
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE t (x INTEGER, y TEXT)")
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i % 7, "v" * (i % 5)) for i in range(60)])
-    conn.commit()
-    conn.close()
-    return path
+    return write_tables(tmp_path / "db" / "shop" / "shop.sqlite",
+                        {"t (x INTEGER, y TEXT)": [(i % 7, "v" * (i % 5)) for i in range(60)]})
 
 
 def _same(a: ExecResult, b: ExecResult) -> bool:
